@@ -1,0 +1,26 @@
+import createError = require('@fastify/error')
+
+export const ERR_INVALID_OPTION = createError<[name: string, expected: string, got: string]>(
+  'FST_SHUTDOWN_INVALID_OPTION',
+  'Expected `%s` to be %s, got %s',
+  500,
+  TypeError
+)
+
+export const ERR_UNKNOWN_OPTION = createError<[name: string, known: string]>(
+  'FST_SHUTDOWN_UNKNOWN_OPTION',
+  'Unknown option `%s`; the options are %s',
+  500,
+  TypeError
+)
+
+export const ERR_BUDGET_EXCEEDED = createError<[sum: string, gracePeriod: number]>(
+  'FST_SHUTDOWN_BUDGET_EXCEEDED',
+  '%s exceeds `gracePeriod` (%d ms): the platform would kill the process before the shutdown could end. ' +
+    'Shorten the timeouts, or set `gracePeriod` to what the platform really allows',
+  500,
+  RangeError
+)
+
+/** The code in the body of the 503 answered to requests that arrive while draining. */
+export const DRAINING_CODE = 'FST_SHUTDOWN_DRAINING'

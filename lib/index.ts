@@ -1,0 +1,92 @@
+import type { FastifyPluginCallback } from 'fastify'
+import fp from 'fastify-plugin'
+import type { FastifyShutdownOptions, ShutdownController, ShutdownReport } from '../types'
+import { CompletionWatcher } from './completions'
+import { ConnectionTracker } from './connections'
+import { warnAboutForeignListeners } from './conflicts'
+import { createDrainHook } from './drain-hook'
+import { resolveOptions } from './options'
+import { ShutdownSequence } from './sequence'
+import { signalHub, type SignalParticipant } from './signals'
+import { STATE } from './states'
+
+const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
+  const options = resolveOptions(opts)
+  const log = fastify.log.child({ plugin: 'fastify-shutdown' })
+  const connections = new ConnectionTracker(fastify.server)
+  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log)
+  let exited = false
+
+  const exitOnce = (code: number): boolean => {
+    if (options.exit === false) return false
+    if (!exited) {
+      exited = true
+      options.exit(code)
+    }
+    return true
+  }
+
+  const controller: ShutdownController = {
+    get state () { return sequence.state },
+    get ready () { return sequence.serving },
+    get inFlight () { return connections.inFlight },
+    get report () { return sequence.report },
+    start (reason?: string) {
+      return sequence.run({ type: 'manual', reason }).then(exitAfter)
+    },
+    force (reason?: string) {
+      return sequence.force('manual', { type: 'manual', reason }).then(exitAfter)
+    }
+  }
+
+  function exitAfter (report: ShutdownReport): ShutdownReport {
+    exitOnce(report.exitCode)
+    return report
+  }
+
+  const participant: SignalParticipant = {
+    signals: options.signals,
+    run: (trigger) => sequence.run(trigger),
+    force: (trigger) => { void sequence.force('second-signal', trigger) },
+    exit: exitOnce,
+    fatalDuringShutdown (err) {
+      log.fatal({ err, state: sequence.state, openRequests: connections.openRequests(Date.now()) }, 'fatal error while shutting down, exiting at once')
+    },
+    warnForeignListeners (signal) {
+      warnAboutForeignListeners(log, [signal], (listener) => signalHub.isOurs(listener))
+    }
+  }
+
+  fastify.decorate('shutdown', controller)
+  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter))
+  connections.attach()
+
+  if (options.handleSignals) {
+    signalHub.join(participant)
+    fastify.addHook('onListen', (hookDone) => {
+      warnAboutForeignListeners(log, options.signals, (listener) => signalHub.isOurs(listener))
+      hookDone()
+    })
+  }
+
+  fastify.addHook('preClose', (hookDone) => {
+    sequence.closingDirectly()
+    hookDone()
+  })
+  fastify.addHook('onClose', (_instance, hookDone) => {
+    connections.detach()
+    if (options.handleSignals) signalHub.leave(participant)
+    sequence.dispose()
+    hookDone()
+  })
+
+  done()
+}
+
+const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })
+
+module.exports = fastifyShutdown
+module.exports.default = fastifyShutdown
+module.exports.fastifyShutdown = fastifyShutdown
+module.exports.STATE = STATE
+

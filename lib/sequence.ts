@@ -1,0 +1,221 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownReport, ShutdownTrigger } from '../types'
+import type { CompletionWatcher } from './completions'
+import type { ConnectionTracker } from './connections'
+import type { DrainGate } from './drain-hook'
+import { STATE, type ShutdownState } from './states'
+
+type ForcedBy = NonNullable<ShutdownReport['forcedBy']>
+
+const elapsedSince = (start: number): number => Math.round(performance.now() - start)
+
+export function describeTrigger (trigger: ShutdownTrigger): Record<string, unknown> {
+  switch (trigger.type) {
+    case 'signal': return { type: 'signal', signal: trigger.signal }
+    case 'manual': return { type: 'manual', reason: trigger.reason }
+    case 'error': return { type: 'error', err: trigger.error }
+  }
+}
+
+/**
+ * One server's shutdown: pre-stop → draining → closing → closed, or the force path from any of them.
+ * `run()` and `force()` are idempotent and settle the same promise with the same report.
+ */
+export class ShutdownSequence implements DrainGate {
+  serving = true
+  state: ShutdownState = STATE.SERVING
+  rejectedRequests = 0
+  report: ShutdownReport | null = null
+
+  private trigger: ShutdownTrigger | null = null
+  private startedAt = 0
+  private startedAtIso = ''
+  private readonly phases: { -readonly [K in keyof ShutdownPhases]: ShutdownPhases[K] } = {}
+  private readonly errors: string[] = []
+  private openRequests: OpenRequest[] = []
+  private forcedBy: ForcedBy | null = null
+  private completion: Promise<ShutdownReport> | null = null
+  private settle: (report: ShutdownReport) => void = () => {}
+  private fastifyClose: Promise<void> | null = null
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private wakePreStop: (() => void) | null = null
+
+  constructor (
+    private readonly fastify: FastifyInstance,
+    private readonly options: ResolvedShutdownOptions,
+    private readonly connections: ConnectionTracker,
+    private readonly completions: CompletionWatcher,
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  get started (): boolean {
+    return this.completion !== null
+  }
+
+  run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
+    if (this.completion) return this.completion
+    const completion = this.begin(trigger)
+    this.scheduled().catch((err: unknown) => {
+      this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
+      this.log.error({ err }, 'shutdown sequence failed, forcing')
+      void this.force('manual', trigger)
+    })
+    return completion
+  }
+
+  force (forcedBy: ForcedBy, trigger: ShutdownTrigger): Promise<ShutdownReport> {
+    const completion = this.completion ?? this.begin(trigger)
+    if (this.forcedBy !== null || this.state === STATE.CLOSED) return completion
+    this.forcedBy = forcedBy
+    void this.forced()
+    return completion
+  }
+
+  /** Called when `fastify.close()` runs without a shutdown of ours: drain what is open, never hang on it. */
+  closingDirectly (): void {
+    if (this.started) return
+    this.serving = false
+    this.state = STATE.CLOSING
+    this.connections.closeAfterCurrentResponses()
+    this.completions.begin()
+    this.completions.reapIdleSockets()
+  }
+
+  /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
+  dispose (): void {
+    this.completions.end()
+    if (!this.started) this.state = STATE.CLOSED
+  }
+
+  private begin (trigger: ShutdownTrigger): Promise<ShutdownReport> {
+    this.trigger = trigger
+    this.startedAt = performance.now()
+    this.startedAtIso = new Date().toISOString()
+    this.serving = false
+    this.state = STATE.PRE_STOP
+    this.completions.begin()
+    this.connections.closeAfterCurrentResponses()
+    this.completion = new Promise((resolve) => { this.settle = resolve })
+    return this.completion
+  }
+
+  private async scheduled (): Promise<void> {
+    const { preStopDelay, drainTimeout } = this.options
+    this.log.info({ trigger: describeTrigger(this.trigger!), preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
+
+    if (preStopDelay > 0) {
+      await new Promise<void>((resolve) => {
+        this.wakePreStop = resolve
+        this.timer(resolve, preStopDelay)
+      })
+    }
+    if (this.forcedBy !== null) return
+    this.phases.preStopMs = elapsedSince(this.startedAt)
+
+    const drainStart = performance.now()
+    this.state = STATE.DRAINING
+    this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
+    this.completions.reapIdleSockets()
+    const inFlight = this.connections.inFlight
+    const listenerClosed = this.closeListener()
+    this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
+    await listenerClosed
+    if (this.forcedBy !== null) return
+    this.phases.drainMs = elapsedSince(drainStart)
+    this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.completions.completed, rejectedRequests: this.rejectedRequests }, 'drained')
+
+    const closeStart = performance.now()
+    this.state = STATE.CLOSING
+    await this.closeFastify()
+    if (this.forcedBy !== null) return
+    this.phases.closeMs = elapsedSince(closeStart)
+    this.finish()
+  }
+
+  private async forced (): Promise<void> {
+    const forceStart = performance.now()
+    const { forceTimeout } = this.options
+    this.clearTimers()
+    this.wakePreStop?.()
+    this.serving = false
+    this.state = STATE.FORCING
+    this.openRequests = this.connections.openRequests(Date.now())
+    this.log.warn({ forcedBy: this.forcedBy, forceTimeoutMs: forceTimeout, openRequests: this.openRequests }, 'forcing shutdown')
+
+    const bound = new Promise<'timeout'>((resolve) => this.timer(() => resolve('timeout'), forceTimeout))
+    const work = (async () => {
+      this.connections.destroyAll()
+      await this.closeFastify()
+    })()
+    const outcome = await Promise.race([work, bound])
+    if (outcome === 'timeout') {
+      this.errors.push(`force path did not finish within forceTimeout (${forceTimeout} ms)`)
+    }
+    this.phases.forceMs = elapsedSince(forceStart)
+    this.finish()
+  }
+
+  /** Stops accepting connections; resolves once the last one has ended, which the server itself tells. */
+  private closeListener (): Promise<void> {
+    return new Promise((resolve) => {
+      this.fastify.server.close(() => resolve())
+    })
+  }
+
+  private closeFastify (): Promise<void> {
+    this.fastifyClose ??= this.fastify.close().then(
+      () => {},
+      (err: unknown) => {
+        this.errors.push(`fastify.close() failed: ${messageOf(err)}`)
+        this.log.error({ err }, 'fastify.close() failed')
+      }
+    )
+    return this.fastifyClose
+  }
+
+  /**
+   * Shutdown timers stay referenced: they are what guarantees the end. An unreferenced deadline would let
+   * the process exit 0 silently when a stuck hook leaves nothing else on the event loop.
+   */
+  private timer (fn: () => void, ms: number): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      fn()
+    }, ms)
+    this.timers.add(timer)
+  }
+
+  private clearTimers (): void {
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+  }
+
+  private finish (): void {
+    if (this.report) return
+    this.clearTimers()
+    this.completions.end()
+    this.state = STATE.CLOSED
+    const forced = this.forcedBy !== null
+    const failed = forced || this.trigger!.type === 'error'
+    this.report = Object.freeze({
+      trigger: this.trigger!,
+      outcome: forced ? 'forced' : 'completed',
+      ...(forced ? { forcedBy: this.forcedBy! } : {}),
+      exitCode: failed ? 1 : 0,
+      startedAt: this.startedAtIso,
+      durationMs: elapsedSince(this.startedAt),
+      phases: Object.freeze({ ...this.phases }),
+      completedRequests: this.completions.completed,
+      rejectedRequests: this.rejectedRequests,
+      openRequests: Object.freeze(this.openRequests),
+      errors: Object.freeze([...this.errors])
+    })
+    const { trigger, ...fields } = this.report
+    this.log.info({ trigger: describeTrigger(trigger), ...fields }, forced ? 'shutdown forced' : 'shutdown complete')
+    this.settle(this.report)
+  }
+}
+
+function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -1,0 +1,108 @@
+import closeWithGrace = require('close-with-grace')
+import type { ShutdownReport, ShutdownTrigger } from '../types'
+
+/** One app taking part in the process-wide handling of signals and fatal errors. */
+export interface SignalParticipant {
+  readonly signals: readonly NodeJS.Signals[]
+  /** Starts (or joins) the scheduled shutdown. */
+  run (trigger: ShutdownTrigger): Promise<ShutdownReport>
+  /** A further signal arrived: the force path. */
+  force (trigger: ShutdownTrigger): void
+  /** Called once every app has finished, with the worst exit code among them. */
+  exit (code: number): boolean
+  /** A second fatal error arrived; close-with-grace exits with 1 right after this returns. */
+  fatalDuringShutdown (err: unknown): void
+  /** Signal listeners that are not ours, seen when a signal arrives. */
+  warnForeignListeners (signal: NodeJS.Signals): void
+}
+
+const CLOSE_WITH_GRACE_SIGNALS: closeWithGrace.AllEvents[] = [
+  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'
+]
+
+/**
+ * Signals and fatal errors belong to the process, not to one app: one set of listeners serves every
+ * registered app, so two apps both drain on one SIGTERM and a hundred apps add no more listeners than one.
+ *
+ * close-with-grace owns fatal errors and the sequencing, entered through its `close()` for signals. Signals
+ * themselves are ours: its second-signal handler exits synchronously, and the force path needs async work.
+ */
+class SignalHub {
+  private readonly participants = new Set<SignalParticipant>()
+  private readonly listenedSignals = new Set<NodeJS.Signals>()
+  private graceful: ReturnType<typeof closeWithGrace> | null = null
+  private firstTrigger: ShutdownTrigger | null = null
+  private running: SignalParticipant[] = []
+
+  join (participant: SignalParticipant): void {
+    this.participants.add(participant)
+    for (const signal of participant.signals) {
+      if (this.listenedSignals.has(signal)) continue
+      this.listenedSignals.add(signal)
+      process.on(signal, this.onSignal)
+    }
+    this.graceful ??= closeWithGrace({
+      delay: null,
+      logger: false,
+      skip: [...CLOSE_WITH_GRACE_SIGNALS, 'beforeExit'],
+      onSecondError: this.onSecondError
+    }, this.shutDownAll)
+  }
+
+  leave (participant: SignalParticipant): void {
+    this.participants.delete(participant)
+    if (this.firstTrigger === null) this.release()
+  }
+
+  isOurs (listener: unknown): boolean {
+    return listener === this.onSignal
+  }
+
+  private release (): void {
+    const stillWanted = new Set([...this.participants].flatMap((participant) => participant.signals))
+    for (const signal of this.listenedSignals) {
+      if (stillWanted.has(signal)) continue
+      this.listenedSignals.delete(signal)
+      process.removeListener(signal, this.onSignal)
+    }
+    if (this.participants.size === 0) {
+      this.graceful?.uninstall()
+      this.graceful = null
+    }
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    const trigger: ShutdownTrigger = { type: 'signal', signal }
+    const concerned = [...this.participants].filter((participant) => participant.signals.includes(signal))
+    for (const participant of concerned) participant.warnForeignListeners(signal)
+    if (this.firstTrigger === null) {
+      this.firstTrigger = trigger
+      this.graceful!.close()
+      return
+    }
+    for (const participant of concerned) participant.force(trigger)
+  }
+
+  private readonly onSecondError = (err: unknown): void => {
+    for (const participant of this.running) participant.fatalDuringShutdown(err)
+  }
+
+  private readonly shutDownAll = async ({ err }: { err?: unknown }): Promise<void> => {
+    const trigger: ShutdownTrigger = err === undefined ? this.firstTrigger! : { type: 'error', error: err }
+    this.firstTrigger ??= trigger
+    this.running = [...this.participants].filter((participant) =>
+      trigger.type !== 'signal' || participant.signals.includes(trigger.signal))
+    const reports = await Promise.all(this.running.map((participant) => participant.run(trigger)))
+    const exitCode = Math.max(0, ...reports.map((report) => report.exitCode))
+    const exited = this.running.map((participant) => participant.exit(exitCode)).some(Boolean)
+    this.running = []
+    if (!exited) {
+      this.firstTrigger = null
+      this.release()
+    }
+    // close-with-grace calls process.exit() once this settles; exiting is the participants' choice.
+    return new Promise(() => {})
+  }
+}
+
+export const signalHub = new SignalHub()

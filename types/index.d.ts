@@ -1,0 +1,152 @@
+import type { FastifyPluginCallback } from 'fastify'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Shutdown state and controls added by fastify-shutdown. */
+    shutdown: fastifyShutdown.ShutdownController
+  }
+}
+
+type FastifyShutdown = FastifyPluginCallback<fastifyShutdown.FastifyShutdownOptions>
+
+declare namespace fastifyShutdown {
+  /** Every state a shutdown passes through, in order; `forcing` only on the force path. */
+  export const STATE: {
+    readonly SERVING: 'serving'
+    readonly PRE_STOP: 'pre-stop'
+    readonly DRAINING: 'draining'
+    readonly CLOSING: 'closing'
+    readonly FORCING: 'forcing'
+    readonly CLOSED: 'closed'
+  }
+  export type ShutdownState = typeof STATE[keyof typeof STATE]
+
+  export type ExitFunction = (code: number) => void
+
+  export interface FastifyShutdownOptions {
+    /**
+     * Time to keep serving normally after the shutdown starts (readiness already failing) before the
+     * listener closes, so load balancers stop routing here first. Use 0 when a Kubernetes preStop
+     * `sleep` already waits.
+     * @default 0
+     */
+    preStopDelay?: number
+    /**
+     * Deadline, from the moment the listener closes, for in-flight requests to finish and for
+     * `fastify.close()` to run its hooks. Past it the force path runs.
+     * @default 10000
+     */
+    drainTimeout?: number
+    /**
+     * Bound for the force path (second signal or drain deadline): the process exits non-zero within it.
+     * @default 3000
+     */
+    forceTimeout?: number
+    /**
+     * Time the platform allows between the first signal and SIGKILL (Kubernetes'
+     * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` must fit in it.
+     * `Infinity` when nothing will kill the process.
+     * @default 30000
+     */
+    gracePeriod?: number
+    /**
+     * Signals that start the shutdown; any second one forces it.
+     * @default ['SIGTERM', 'SIGINT']
+     */
+    signals?: readonly NodeJS.Signals[]
+    /**
+     * Listen for `signals`, uncaught exceptions and unhandled rejections. `false` when the app owns them and
+     * calls `fastify.shutdown.start()` itself.
+     * @default true
+     */
+    handleSignals?: boolean
+    /**
+     * Called with the exit code once the shutdown ends. `false` never exits the process: `start()` just
+     * resolves with the report.
+     * @default process.exit
+     */
+    exit?: ExitFunction | false
+    /**
+     * Seconds sent in `Retry-After` on the 503 answered to requests that arrive while draining.
+     * @default 5
+     */
+    retryAfter?: number
+  }
+
+  export interface ResolvedShutdownOptions {
+    readonly preStopDelay: number
+    readonly drainTimeout: number
+    readonly forceTimeout: number
+    readonly gracePeriod: number
+    readonly signals: readonly NodeJS.Signals[]
+    readonly handleSignals: boolean
+    readonly exit: ExitFunction | false
+    readonly retryAfter: number
+  }
+
+  export type ShutdownTrigger =
+    | { readonly type: 'signal', readonly signal: NodeJS.Signals }
+    | { readonly type: 'error', readonly error: unknown }
+    | { readonly type: 'manual', readonly reason?: string }
+
+  export interface OpenRequest {
+    readonly method: string
+    readonly url: string
+    /** The route pattern, e.g. `/users/:id`; undefined when no route matched. */
+    readonly route: string | undefined
+    /** Time since the request arrived, in milliseconds, when the report was taken. */
+    readonly ageMs: number
+  }
+
+  export interface ShutdownPhases {
+    /** Serving with readiness failing, before the listener closed. */
+    readonly preStopMs?: number
+    /** Listener closed until the last in-flight request finished. */
+    readonly drainMs?: number
+    /** `fastify.close()`: its preClose and onClose hooks. */
+    readonly closeMs?: number
+    /** The force path, from its start to the end. */
+    readonly forceMs?: number
+  }
+
+  export interface ShutdownReport {
+    readonly trigger: ShutdownTrigger
+    /** `completed`: everything finished in time; `forced`: the force path ran and cut work short. */
+    readonly outcome: 'completed' | 'forced'
+    /** Why the force path ran, when it did. */
+    readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'manual'
+    readonly exitCode: number
+    readonly startedAt: string
+    readonly durationMs: number
+    readonly phases: ShutdownPhases
+    /** Requests whose responses finished after the shutdown started. */
+    readonly completedRequests: number
+    /** Requests answered 503 because they arrived while draining. */
+    readonly rejectedRequests: number
+    /** Requests still open when the force path cut them off; empty when none were. */
+    readonly openRequests: readonly OpenRequest[]
+    /** Failures met on the way (an onClose hook that threw, ...); the shutdown went on. */
+    readonly errors: readonly string[]
+  }
+
+  export interface ShutdownController {
+    /** The current state; `serving` until a shutdown starts. */
+    readonly state: ShutdownState
+    /** True while serving; false from the first moment of a shutdown. */
+    readonly ready: boolean
+    /** Requests being handled right now on this server's connections. */
+    readonly inFlight: number
+    /** The report of the shutdown once it has ended, else null. */
+    readonly report: ShutdownReport | null
+    /** Begins a scheduled shutdown; calling it again returns the same promise. */
+    start (reason?: string): Promise<ShutdownReport>
+    /** Runs the force path at once (starting the shutdown if needed); resolves with the report. */
+    force (reason?: string): Promise<ShutdownReport>
+  }
+
+  export const fastifyShutdown: FastifyShutdown
+  export { fastifyShutdown as default }
+}
+
+declare function fastifyShutdown (...params: Parameters<FastifyShutdown>): ReturnType<FastifyShutdown>
+export = fastifyShutdown
