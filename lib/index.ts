@@ -1,6 +1,6 @@
 import type { FastifyPluginCallback } from 'fastify'
 import fp from 'fastify-plugin'
-import type { FastifyShutdownOptions, ShutdownController, ShutdownReport } from '../types'
+import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport } from '../types'
 import { CompletionWatcher } from './completions'
 import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
@@ -11,7 +11,14 @@ import { signalHub, type SignalParticipant } from './signals'
 import { STATE } from './states'
 
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
-  const options = resolveOptions(opts)
+  let options: ResolvedShutdownOptions
+  try {
+    options = resolveOptions(opts)
+  } catch (err) {
+    // avvio does not catch what a callback plugin throws: hand it to `done` so `register` rejects with it.
+    done(err as Error)
+    return
+  }
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
   const connections = new ConnectionTracker(fastify.server)
   const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log)
@@ -75,8 +82,14 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   })
   fastify.addHook('onClose', (_instance, hookDone) => {
     connections.detach()
-    if (options.handleSignals) signalHub.leave(participant)
     sequence.dispose()
+    if (options.handleSignals) {
+      // A shutdown under way keeps its signal listener until the report is out: a later signal must force
+      // it, not meet the default handler and kill the process mid-flush.
+      const running = sequence.finished
+      if (running) void running.then(() => signalHub.leave(participant))
+      else signalHub.leave(participant)
+    }
     hookDone()
   })
 

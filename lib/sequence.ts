@@ -39,6 +39,7 @@ export class ShutdownSequence implements DrainGate {
   private fastifyClose: Promise<void> | null = null
   private readonly timers = new Set<NodeJS.Timeout>()
   private wakePreStop: (() => void) | null = null
+  private closedDirectly = false
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -48,14 +49,16 @@ export class ShutdownSequence implements DrainGate {
     private readonly log: FastifyBaseLogger
   ) {}
 
-  get started (): boolean {
-    return this.completion !== null
+  /** The promise of the report, once a shutdown has started; null before. */
+  get finished (): Promise<ShutdownReport> | null {
+    return this.completion
   }
 
   run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
     if (this.completion) return this.completion
     const completion = this.begin(trigger)
-    this.scheduled().catch((err: unknown) => {
+    const steps = this.closedDirectly ? this.afterDirectClose() : this.scheduled()
+    steps.catch((err: unknown) => {
       this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
       void this.force('manual', trigger)
@@ -73,7 +76,8 @@ export class ShutdownSequence implements DrainGate {
 
   /** Called when `fastify.close()` runs without a shutdown of ours: drain what is open, never hang on it. */
   closingDirectly (): void {
-    if (this.started) return
+    if (this.completion) return
+    this.closedDirectly = true
     this.serving = false
     this.state = STATE.CLOSING
     this.connections.closeAfterCurrentResponses()
@@ -84,7 +88,7 @@ export class ShutdownSequence implements DrainGate {
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
   dispose (): void {
     this.completions.end()
-    if (!this.started) this.state = STATE.CLOSED
+    if (!this.completion) this.state = STATE.CLOSED
   }
 
   private begin (trigger: ShutdownTrigger): Promise<ShutdownReport> {
@@ -92,7 +96,7 @@ export class ShutdownSequence implements DrainGate {
     this.startedAt = performance.now()
     this.startedAtIso = new Date().toISOString()
     this.serving = false
-    this.state = STATE.PRE_STOP
+    this.state = this.closedDirectly ? STATE.CLOSING : STATE.PRE_STOP
     this.completions.begin()
     this.connections.closeAfterCurrentResponses()
     this.completion = new Promise((resolve) => { this.settle = resolve })
@@ -126,6 +130,15 @@ export class ShutdownSequence implements DrainGate {
 
     const closeStart = performance.now()
     this.state = STATE.CLOSING
+    await this.closeFastify()
+    if (this.forcedBy !== null) return
+    this.phases.closeMs = elapsedSince(closeStart)
+    this.finish()
+  }
+
+  /** The app closed Fastify itself before any shutdown: there is nothing left to drain, only to report. */
+  private async afterDirectClose (): Promise<void> {
+    const closeStart = performance.now()
     await this.closeFastify()
     if (this.forcedBy !== null) return
     this.phases.closeMs = elapsedSince(closeStart)

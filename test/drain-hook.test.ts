@@ -1,0 +1,50 @@
+import { test } from 'tap'
+import Fastify from 'fastify'
+import { createDrainHook, type DrainGate } from '../lib/drain-hook'
+import { STATE, type ShutdownState } from '../lib/states'
+
+function appWithGate (state: ShutdownState) {
+  const gate: DrainGate = { serving: state === STATE.SERVING, state, rejectedRequests: 0 }
+  const app = Fastify()
+  let handled = 0
+  app.addHook('onRequest', createDrainHook(gate, 7))
+  app.get('/work', async () => { handled++; return { ok: true } })
+  return { app, gate, handled: () => handled }
+}
+
+test('while serving the hook adds nothing to the response', async (t) => {
+  const { app, handled } = appWithGate(STATE.SERVING)
+  const res = await app.inject('/work')
+  t.equal(res.statusCode, 200)
+  t.not(res.headers.connection, 'close')
+  t.equal(handled(), 1)
+})
+
+test('in the pre-stop window routes still serve, with Connection: close', async (t) => {
+  const { app, gate, handled } = appWithGate(STATE.PRE_STOP)
+  const res = await app.inject('/work')
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers.connection, 'close')
+  t.same(res.json(), { ok: true })
+  t.equal(handled(), 1)
+  t.equal(gate.rejectedRequests, 0)
+})
+
+for (const state of [STATE.DRAINING, STATE.CLOSING, STATE.FORCING]) {
+  test(`while ${state} requests get 503 without reaching the handler`, async (t) => {
+    const { app, gate, handled } = appWithGate(state)
+    const res = await app.inject('/work')
+    t.equal(res.statusCode, 503)
+    t.equal(res.headers.connection, 'close')
+    t.equal(res.headers['retry-after'], '7')
+    t.match(res.headers['content-type'], /^application\/json/)
+    t.same(res.json(), {
+      statusCode: 503,
+      code: 'FST_SHUTDOWN_DRAINING',
+      error: 'Service Unavailable',
+      message: 'The server is shutting down; retry on another connection'
+    })
+    t.equal(handled(), 0)
+    t.equal(gate.rejectedRequests, 1)
+  })
+}

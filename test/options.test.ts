@@ -1,0 +1,66 @@
+import { test } from 'tap'
+import Fastify from 'fastify'
+import fastifyShutdown from '../lib/index'
+import { resolveOptions } from '../lib/options'
+
+const quiet = { handleSignals: false, exit: false as const }
+
+test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => {
+  const options = resolveOptions(undefined)
+  t.same(
+    { ...options, exit: typeof options.exit },
+    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5 }
+  )
+  t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
+  t.ok(Object.isFrozen(options))
+  t.ok(Object.isFrozen(options.signals))
+})
+
+const invalid: [string, Record<string, unknown>, string, RegExp][] = [
+  ['a string timeout', { drainTimeout: '10s' }, 'FST_SHUTDOWN_INVALID_OPTION', /Expected `drainTimeout` to be a non-negative finite number of milliseconds, got `"10s"` \(string\)/],
+  ['a negative delay', { preStopDelay: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopDelay`.*got `-1` \(number\)/],
+  ['NaN', { forceTimeout: NaN }, 'FST_SHUTDOWN_INVALID_OPTION', /`forceTimeout`.*got `NaN` \(number\)/],
+  ['Infinity where a bound is needed', { drainTimeout: Infinity }, 'FST_SHUTDOWN_INVALID_OPTION', /`drainTimeout`.*got `Infinity` \(number\)/],
+  ['null', { forceTimeout: null }, 'FST_SHUTDOWN_INVALID_OPTION', /`forceTimeout`.*got `null` \(null\)/],
+  ['a negative grace period', { gracePeriod: -5 }, 'FST_SHUTDOWN_INVALID_OPTION', /`gracePeriod` to be a non-negative number of milliseconds or Infinity, got `-5`/],
+  ['a signal that is not a list', { signals: 'SIGTERM' }, 'FST_SHUTDOWN_INVALID_OPTION', /`signals`.*got `"SIGTERM"` \(string\)/],
+  ['an uncatchable signal', { signals: ['SIGKILL'] }, 'FST_SHUTDOWN_INVALID_OPTION', /`signals`.*got `\["SIGKILL"\]` \(array\)/],
+  ['an unknown signal', { signals: ['SIGTERN'] }, 'FST_SHUTDOWN_INVALID_OPTION', /`signals`/],
+  ['repeated signals', { signals: ['SIGTERM', 'SIGTERM'] }, 'FST_SHUTDOWN_INVALID_OPTION', /`signals`/],
+  ['no signals', { signals: [] }, 'FST_SHUTDOWN_INVALID_OPTION', /`signals`.*got `\[\]` \(array\)/],
+  ['exit as a number', { exit: 1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`exit` to be a function that takes the exit code, or false, got `1` \(number\)/],
+  ['exit true', { exit: true }, 'FST_SHUTDOWN_INVALID_OPTION', /`exit`.*got `true` \(boolean\)/],
+  ['handleSignals as a string', { handleSignals: 'no' }, 'FST_SHUTDOWN_INVALID_OPTION', /`handleSignals` to be a boolean, got `"no"` \(string\)/],
+  ['a fractional retryAfter', { retryAfter: 1.5 }, 'FST_SHUTDOWN_INVALID_OPTION', /`retryAfter` to be a non-negative whole number of seconds, got `1.5`/],
+  ['an unknown key', { drainTimout: 5 }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `drainTimout`; the options are `preStopDelay`, `drainTimeout`/],
+  ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
+    /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/]
+]
+
+for (const [name, options, code, message] of invalid) {
+  test(`register rejects ${name} with ${code}`, async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    const error = await app.register(fastifyShutdown, { ...quiet, ...options } as never).ready().then(() => null, (err: unknown) => err)
+    t.match(error, { code, message })
+  })
+}
+
+test('register rejects options that are not an object', async (t) => {
+  t.throws(() => resolveOptions([] as never), { code: 'FST_SHUTDOWN_INVALID_OPTION', message: /`options` to be an object, got `\[\]` \(array\)/ })
+  t.throws(() => resolveOptions(null as never), { code: 'FST_SHUTDOWN_INVALID_OPTION', message: /got `null` \(null\)/ })
+})
+
+test('a longer budget is accepted once gracePeriod says the platform allows it', async (t) => {
+  const options = resolveOptions({ drainTimeout: 60_000, gracePeriod: Infinity })
+  t.equal(options.drainTimeout, 60_000)
+  t.equal(options.gracePeriod, Infinity)
+})
+
+test('bad input never reaches a later step: no decorator, no hook, no listener', async (t) => {
+  const before = process.listenerCount('SIGTERM')
+  const app = Fastify()
+  await t.rejects(app.register(fastifyShutdown, { drainTimeout: -1 }).ready(), { code: 'FST_SHUTDOWN_INVALID_OPTION' })
+  t.notOk(app.hasDecorator('shutdown'))
+  t.equal(process.listenerCount('SIGTERM'), before)
+})
