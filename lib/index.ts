@@ -23,6 +23,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const connections = new ConnectionTracker(fastify.server)
   const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log)
   let exited = false
+  let started: Promise<ShutdownReport> | null = null
+  let forced: Promise<ShutdownReport> | null = null
 
   const exitOnce = (code: number): boolean => {
     if (options.exit === false) return false
@@ -39,10 +41,12 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     get inFlight () { return connections.inFlight },
     get report () { return sequence.report },
     start (reason?: string) {
-      return sequence.run({ type: 'manual', reason }).then(exitAfter)
+      started ??= sequence.run({ type: 'manual', reason }).then(exitAfter)
+      return started
     },
     force (reason?: string) {
-      return sequence.force('manual', { type: 'manual', reason }).then(exitAfter)
+      forced ??= sequence.force('manual', { type: 'manual', reason }).then(exitAfter)
+      return forced
     }
   }
 

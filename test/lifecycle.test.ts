@@ -1,0 +1,199 @@
+import { test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import fastifyShutdown from '../lib/index'
+import type { FastifyShutdownOptions } from '../types'
+import { closed, get, keepAliveAgent } from './helpers/http'
+
+interface Harness {
+  app: FastifyInstance
+  port: number
+  exits: number[]
+  /** Releases every request waiting in `/held`. */
+  release (): void
+}
+
+async function listening (
+  t: Tap.Test,
+  options: FastifyShutdownOptions = {},
+  setup: (app: FastifyInstance) => void = () => {}
+): Promise<Harness> {
+  const exits: number[] = []
+  const app = Fastify()
+  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) }, ...options })
+  setup(app)
+  let held: (() => void)[] = []
+  app.get('/fast', async () => ({ ok: true }))
+  app.get('/held', () => new Promise((resolve) => { held.push(() => resolve({ released: true })) }))
+  app.get('/stuck/:id', () => new Promise(() => {}))
+  app.get('/stream', (_request, reply) => {
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+    reply.raw.write('first ')
+    held.push(() => reply.raw.end('last'))
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return {
+    app,
+    port: (app.server.address() as { port: number }).port,
+    exits,
+    release () {
+      const waiting = held
+      held = []
+      for (const resolve of waiting) resolve()
+    }
+  }
+}
+
+/** Resolves once `n` requests are being handled, seen from the server's `request` event. */
+async function inFlight (app: FastifyInstance, n: number): Promise<void> {
+  while (app.shutdown.inFlight < n) await once(app.server, 'request')
+  await new Promise(setImmediate)
+}
+
+test('start() returns one promise, passes through every state, and exits 0 once', async (t) => {
+  const states: string[] = []
+  const { app, exits } = await listening(t, {}, (app) => {
+    app.addHook('onClose', async () => { states.push(app.shutdown.state) })
+  })
+  t.equal(app.shutdown.state, 'serving')
+  t.equal(app.shutdown.ready, true)
+  t.equal(app.shutdown.report, null)
+
+  const first = app.shutdown.start('deploy')
+  states.push(app.shutdown.state)
+  t.equal(app.shutdown.ready, false)
+  t.equal(app.shutdown.start('again'), first)
+  const report = await first
+
+  t.same(states, ['draining', 'closing'], 'no pre-stop delay: the listener closes at once')
+  t.equal(app.shutdown.state, 'closed')
+  t.same(exits, [0])
+  t.match(report, {
+    trigger: { type: 'manual', reason: 'deploy' },
+    outcome: 'completed',
+    exitCode: 0,
+    completedRequests: 0,
+    rejectedRequests: 0,
+    openRequests: [],
+    errors: []
+  })
+  t.notOk('forcedBy' in report)
+  t.type(report.phases.preStopMs, 'number')
+  t.type(report.phases.drainMs, 'number')
+  t.type(report.phases.closeMs, 'number')
+  t.equal(app.shutdown.report, report)
+  t.ok(Object.isFrozen(report))
+})
+
+test('in-flight requests finish with Connection: close and count as completed', async (t) => {
+  const { app, port, release } = await listening(t)
+  const agent = keepAliveAgent(t)
+  await get(agent, port, '/fast').response
+  const held = [get(agent, port, '/held'), get(agent, port, '/held')]
+  await inFlight(app, 2)
+  t.equal(app.shutdown.inFlight, 2)
+
+  const report = app.shutdown.start()
+  release()
+  for (const request of held) {
+    const response = await request.response
+    t.equal(response.status, 200)
+    t.equal(response.headers.connection, 'close')
+    t.same(JSON.parse(response.body), { released: true })
+  }
+  t.match(await report, { outcome: 'completed', completedRequests: 2 })
+})
+
+test('a response whose headers went out before the shutdown does not hold its keep-alive socket', async (t) => {
+  const { app, port, release } = await listening(t)
+  const agent = keepAliveAgent(t)
+  const stream = get(agent, port, '/stream')
+  await stream.headers
+  const report = app.shutdown.start()
+  release()
+  const response = await stream.response
+  t.equal(response.body, 'first last')
+  t.equal(response.headers.connection, 'keep-alive', 'too late to tell the client')
+  const socketClosedAt = await closed(response.socket)
+  t.ok(socketClosedAt - response.endAt < 1_000, 'the server ended the idle socket instead of waiting 72 s')
+  t.match(await report, { outcome: 'completed', completedRequests: 1 })
+})
+
+test('during the pre-stop delay routes keep serving, with Connection: close', async (t) => {
+  const { app, port } = await listening(t, { preStopDelay: 60_000, gracePeriod: Infinity })
+  const agent = keepAliveAgent(t)
+  const report = app.shutdown.start()
+  t.equal(app.shutdown.state, 'pre-stop')
+  const response = await get(agent, port, '/fast').response
+  t.equal(response.status, 200)
+  t.equal(response.headers.connection, 'close')
+  void app.shutdown.force('test over')
+  t.match(await report, { outcome: 'forced', forcedBy: 'manual', completedRequests: 1, exitCode: 1 })
+})
+
+test('the drain deadline forces the shutdown and the report names what held it', async (t) => {
+  const states: string[] = []
+  const { app, port, exits } = await listening(t, { drainTimeout: 100, forceTimeout: 1_000 }, (app) => {
+    app.addHook('onClose', async () => { states.push(app.shutdown.state) })
+  })
+  const agent = keepAliveAgent(t)
+  const stuck = get(agent, port, '/stuck/42?verbose=1')
+  await inFlight(app, 1)
+
+  const report = await app.shutdown.start()
+  await t.rejects(stuck.response, { code: 'ECONNRESET' })
+  t.same(states, ['forcing'])
+  t.same(exits, [1])
+  t.match(report, { outcome: 'forced', forcedBy: 'drain-timeout', exitCode: 1, errors: [] })
+  t.equal(report.openRequests.length, 1)
+  t.match(report.openRequests[0], { method: 'GET', url: '/stuck/42?verbose=1', route: '/stuck/:id' })
+  t.ok(report.openRequests[0]!.ageMs >= 100, 'its age covers the whole drain')
+  t.type(report.phases.forceMs, 'number')
+  t.notOk('closeMs' in report.phases)
+})
+
+test('force() before start() forces at once and exits 1', async (t) => {
+  const { app, exits } = await listening(t)
+  const report = await app.shutdown.force('operator')
+  t.match(report, { trigger: { type: 'manual', reason: 'operator' }, outcome: 'forced', forcedBy: 'manual', exitCode: 1 })
+  t.same(exits, [1])
+  t.equal(await app.shutdown.start(), report, 'a later start() gets the same report')
+})
+
+test('a force path stuck in an onClose hook still ends within forceTimeout', async (t) => {
+  const exits: number[] = []
+  const app = Fastify()
+  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) }, drainTimeout: 50, forceTimeout: 200 })
+  // Never closed by the test: the hook below holds fastify.close() forever, which is the point.
+  app.addHook('onClose', () => new Promise(() => {}))
+  await app.ready()
+  const report = await app.shutdown.start()
+  t.match(report, { outcome: 'forced', forcedBy: 'drain-timeout', errors: [/force path did not finish within forceTimeout \(200 ms\)/] })
+  t.same(exits, [1])
+})
+
+test('exit: false never exits; start() just resolves with the report', async (t) => {
+  const { app } = await listening(t, { exit: false })
+  t.match(await app.shutdown.start(), { outcome: 'completed', exitCode: 0 })
+})
+
+test('fastify.close() called directly ends busy keep-alive sockets after their response', async (t) => {
+  let preClosed!: () => void
+  const preClose = new Promise<void>((resolve) => { preClosed = resolve })
+  const { app, port, release } = await listening(t, {}, (app) => {
+    app.addHook('preClose', (done) => { preClosed(); done() })
+  })
+  const agent = keepAliveAgent(t)
+  await get(agent, port, '/fast').response
+  const held = get(agent, port, '/held')
+  await inFlight(app, 1)
+  const closing = app.close().then(() => performance.now())
+  await preClose
+  release()
+  const response = await held.response
+  t.equal(response.headers.connection, 'close')
+  t.ok(await closing - response.endAt < 1_000, 'close() did not wait for keepAliveTimeout')
+  t.equal(app.shutdown.state, 'closed')
+  t.match(await app.shutdown.start(), { outcome: 'completed', trigger: { type: 'manual' } }, 'start() after close() reports at once')
+})
