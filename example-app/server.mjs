@@ -1,0 +1,98 @@
+// A small orders API using fastify-shutdown, configured from the environment:
+//   PORT (3000), HOST (127.0.0.1), PRE_STOP_DELAY_MS, DRAIN_TIMEOUT_MS, LOG_LEVEL (info)
+// Run it with `node example-app/server.mjs`, then send it SIGTERM (or press Ctrl-C) while a slow request runs:
+//   curl 'http://127.0.0.1:3000/reports/slow?ms=3000' & sleep 0.5; kill -TERM <pid>
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import Fastify from 'fastify'
+import fastifyShutdown from 'fastify-shutdown'
+import { createDb } from './db.mjs'
+
+/** Milliseconds from an environment variable; unset means the plugin's default. A value that is not a number
+ * is passed on as it is, for the plugin's own validation to reject with the value in its message. */
+function envMs (name) {
+  const value = process.env[name]
+  if (value === undefined || value === '') return undefined
+  const ms = Number(value)
+  return Number.isNaN(ms) ? value : ms
+}
+
+export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 'info' }, shutdown = {} } = {}) {
+  const app = Fastify({ logger })
+  const db = createDb()
+
+  await app.register(fastifyShutdown, {
+    preStopDelay: envMs('PRE_STOP_DELAY_MS'),
+    drainTimeout: envMs('DRAIN_TIMEOUT_MS'),
+    ...shutdown
+  })
+
+  // Runs after the drain: every request that was in flight has had its answer.
+  app.addHook('onClose', async (instance) => {
+    const { orders } = await db.close()
+    instance.log.info({ orders }, 'database closed')
+  })
+
+  // Readiness: fails from the first moment of a shutdown, so a load balancer stops routing here while the
+  // pre-stop delay still serves whatever it sends meanwhile.
+  app.get('/health', async (request, reply) => {
+    if (!app.shutdown.ready) return reply.code(503).send({ status: app.shutdown.state })
+    return { status: 'ok' }
+  })
+
+  app.get('/orders/:id', {
+    schema: { params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } }, required: ['id'] } }
+  }, async (request, reply) => {
+    const order = await db.getOrder(request.params.id)
+    if (order === null) return reply.code(404).send({ error: 'Not Found', message: `no order ${request.params.id}` })
+    return order
+  })
+
+  app.post('/orders', {
+    schema: {
+      body: {
+        type: 'object',
+        properties: {
+          item: { type: 'string', minLength: 1 },
+          quantity: { type: 'integer', minimum: 1 }
+        },
+        required: ['item', 'quantity'],
+        additionalProperties: false
+      }
+    }
+  }, async (request, reply) => {
+    const order = await db.createOrder(request.body)
+    return reply.code(201).send(order)
+  })
+
+  // Stands in for an expensive report: the kind of request a shutdown must let finish.
+  app.get('/reports/slow', {
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: { ms: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 } }
+      }
+    }
+  }, async (request) => {
+    const { ms } = request.query
+    await sleep(ms)
+    return { report: 'orders', tookMs: ms, orders: await db.countOrders() }
+  })
+
+  return app
+}
+
+async function main () {
+  const app = await buildServer()
+  try {
+    await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
+  } catch (err) {
+    app.log.error({ err }, 'could not listen')
+    process.exit(1)
+  }
+  // Started by a parent with fork(): tell it where we listen (the port may have been 0).
+  if (process.send) process.send({ type: 'ready', port: app.server.address().port })
+}
+
+// Started directly (not imported, say by a test using buildServer() with inject()).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

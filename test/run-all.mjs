@@ -1,0 +1,36 @@
+// `npm test`: the type tests, then the tap suite, then one plain `N passed, N failed` line for CI.
+import { spawn } from 'node:child_process'
+
+function run (command, args) {
+  return new Promise((resolve) => {
+    let output = ''
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on('data', (chunk) => {
+        output += chunk
+        process.stdout.write(chunk)
+      })
+    }
+    child.on('close', (code) => resolve({ code, output }))
+  })
+}
+
+const types = await run('npx', ['tstyche'])
+const typeTests = /Tests:\s+(?:(\d+) failed, )?(\d+) passed/.exec(types.output)
+const tap = await run('npx', ['tap'])
+const tapSummary = [...tap.output.matchAll(/# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/g)].at(-1)
+
+let passed = 0
+let failed = 0
+if (typeTests) {
+  passed += Number(typeTests[2])
+  failed += Number(typeTests[1] ?? 0)
+} else if (types.code !== 0) failed++
+if (tapSummary) {
+  passed += Number(tapSummary[2])
+  failed += Number(tapSummary[1]) - Number(tapSummary[2])
+} else failed++
+if (types.code !== 0 || tap.code !== 0) failed = Math.max(failed, 1)
+
+console.log(`${passed} passed, ${failed} failed`)
+process.exitCode = failed === 0 ? 0 : 1
