@@ -5,6 +5,7 @@ import { CompletionWatcher } from './completions'
 import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
 import { createDrainHook } from './drain-hook'
+import { logWritesSettled } from './log-drain'
 import { resolveOptions } from './options'
 import { ShutdownSequence } from './sequence'
 import { signalHub, type SignalParticipant } from './signals'
@@ -26,11 +27,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
 
-  const exitOnce = (code: number): boolean => {
-    if (options.exit === false) return false
+  const exitOnce = async (code: number): Promise<boolean> => {
+    const exit = options.exit
+    if (exit === false) return false
     if (!exited) {
       exited = true
-      options.exit(code)
+      await logWritesSettled(log)
+      exit(code)
     }
     return true
   }
@@ -50,8 +53,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     }
   }
 
-  function exitAfter (report: ShutdownReport): ShutdownReport {
-    exitOnce(report.exitCode)
+  async function exitAfter (report: ShutdownReport): Promise<ShutdownReport> {
+    await exitOnce(report.exitCode)
     return report
   }
 

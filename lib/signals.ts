@@ -8,8 +8,8 @@ export interface SignalParticipant {
   run (trigger: ShutdownTrigger): Promise<ShutdownReport>
   /** A further signal arrived: the force path. */
   force (trigger: ShutdownTrigger): void
-  /** Called once every app has finished, with the worst exit code among them. */
-  exit (code: number): boolean
+  /** Called once every app has finished, with the worst exit code among them; false when it does not exit. */
+  exit (code: number): Promise<boolean>
   /** A second fatal error arrived; close-with-grace exits with 1 right after this returns. */
   fatalDuringShutdown (err: unknown): void
   /** Signal listeners that are not ours, seen when a signal arrives. */
@@ -94,7 +94,7 @@ class SignalHub {
       trigger.type !== 'signal' || participant.signals.includes(trigger.signal))
     const reports = await Promise.all(this.running.map((participant) => participant.run(trigger)))
     const exitCode = Math.max(0, ...reports.map((report) => report.exitCode))
-    const exited = this.running.map((participant) => participant.exit(exitCode)).some(Boolean)
+    const exited = (await Promise.all(this.running.map((participant) => participant.exit(exitCode)))).some(Boolean)
     this.running = []
     if (!exited) {
       this.firstTrigger = null
