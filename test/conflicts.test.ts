@@ -1,0 +1,57 @@
+import { test } from 'tap'
+import Fastify from 'fastify'
+import { Writable } from 'node:stream'
+import fastifyShutdown from '../lib/index'
+
+/** The test runner listens for signals itself: set its listeners aside so the process looks like an app's. */
+function withoutRunnerListeners (t: Tap.Test): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const runners = process.listeners(signal)
+    for (const listener of runners) process.removeListener(signal, listener)
+    t.teardown(() => { for (const listener of runners) process.on(signal, listener) })
+  }
+}
+
+function capturingLogger (): { stream: Writable, lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      lines.push(JSON.parse(chunk.toString()))
+      callback()
+    }
+  })
+  return { stream, lines }
+}
+
+test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is named in a warning at listen', async (t) => {
+  withoutRunnerListeners(t)
+  function onSignal (): void {}
+  process.on('SIGTERM', onSignal)
+  t.teardown(() => process.removeListener('SIGTERM', onSignal))
+
+  const { stream, lines } = capturingLogger()
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  await app.register(fastifyShutdown, { exit: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+
+  const warnings = lines.filter((line) => line.plugin === 'fastify-shutdown' && line.level === 40)
+  t.equal(warnings.length, 1)
+  t.match(warnings[0], {
+    signal: 'SIGTERM',
+    listeners: ['onSignal'],
+    msg: /another SIGTERM listener is installed and may end the process before the drain finishes/
+  })
+})
+
+test('no warning when the plugin is alone, or when the app owns its signals', async (t) => {
+  withoutRunnerListeners(t)
+  for (const handleSignals of [true, false]) {
+    const { stream, lines } = capturingLogger()
+    const app = Fastify({ logger: { level: 'warn', stream } })
+    await app.register(fastifyShutdown, { exit: false, handleSignals })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    await app.close()
+    t.same(lines.filter((line) => line.level === 40), [], `handleSignals: ${handleSignals}`)
+  }
+})
