@@ -3,6 +3,7 @@ import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
 import { kArrivedAt, kFastifyRequest, kRejected } from './symbols'
 import type { TrackedRequest } from './connections'
+import { isProbeRoute } from './health'
 
 export interface DrainGate {
   /** True until a shutdown starts: the one thing the request path reads. */
@@ -38,6 +39,12 @@ export function createDrainHook (gate: DrainGate, retryAfter: number): onRequest
     if (gate.state === STATE.PRE_STOP) {
       raw[kFastifyRequest] = request
       raw[kArrivedAt] = Date.now()
+      if (http1) reply.header('connection', 'close')
+      done()
+      return
+    }
+
+    if (isProbeRoute(request)) {
       if (http1) reply.header('connection', 'close')
       done()
       return

@@ -24,3 +24,6 @@ export const ERR_BUDGET_EXCEEDED = createError<[sum: string, gracePeriod: number
 
 /** The code in the body of the 503 answered to requests that arrive while draining. */
 export const DRAINING_CODE = 'FST_SHUTDOWN_DRAINING'
+
+/** The code in the body of the 403 answered to a caller of the preStop route it does not allow. */
+export const PRESTOP_FORBIDDEN_CODE = 'FST_SHUTDOWN_PRESTOP_FORBIDDEN'

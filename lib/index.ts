@@ -1,10 +1,12 @@
 import type { FastifyPluginCallback } from 'fastify'
 import fp from 'fastify-plugin'
-import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport } from '../types'
+import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
 import { CompletionWatcher } from './completions'
 import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
+import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
+import { addHealthRoutes } from './health'
 import { logWritesSettled } from './log-drain'
 import { resolveOptions } from './options'
 import { ShutdownSequence } from './sequence'
@@ -44,13 +46,17 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     get inFlight () { return connections.inFlight },
     get report () { return sequence.report },
     start (reason?: string) {
-      started ??= sequence.run({ type: 'manual', reason }).then(exitAfter)
-      return started
+      return startWith({ type: 'manual', reason })
     },
     force (reason?: string) {
       forced ??= sequence.force('manual', { type: 'manual', reason }).then(exitAfter)
       return forced
     }
+  }
+
+  function startWith (trigger: ShutdownTrigger): Promise<ShutdownReport> {
+    started ??= sequence.run(trigger).then(exitAfter)
+    return started
   }
 
   async function exitAfter (report: ShutdownReport): Promise<ShutdownReport> {
@@ -73,7 +79,9 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
 
   fastify.decorate('shutdown', controller)
   fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter))
+  addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
   connections.attach()
+  warnIfBudgetIsTight(log, options)
 
   if (options.handleSignals) {
     signalHub.join(participant)

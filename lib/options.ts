@@ -1,4 +1,5 @@
-import type { ExitFunction, FastifyShutdownOptions, ResolvedShutdownOptions } from '../types'
+import type { ExitFunction, FastifyShutdownOptions, ProbeLogLevel, ResolvedShutdownOptions } from '../types'
+import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import { ERR_BUDGET_EXCEEDED, ERR_INVALID_OPTION, ERR_UNKNOWN_OPTION } from './errors'
 
@@ -10,8 +11,16 @@ const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
   handleSignals: true,
   exit: (code: number) => process.exit(code),
-  retryAfter: 5
+  retryAfter: 5,
+  readiness: false,
+  liveness: false,
+  preStopRoute: false
 })
+
+/** Read when `gracePeriod` is not given: the pod spec can pass `terminationGracePeriodSeconds` down with it. */
+export const GRACE_PERIOD_ENV = 'TERMINATION_GRACE_PERIOD_SECONDS'
+
+const PROBE_LOG_LEVELS: readonly ProbeLogLevel[] = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace']
 
 const KNOWN_OPTIONS = Object.keys(DEFAULTS) as (keyof ResolvedShutdownOptions)[]
 
@@ -74,6 +83,73 @@ function retryAfterSeconds (value: unknown): number {
   throw new ERR_INVALID_OPTION('retryAfter', 'a non-negative whole number of seconds', describe(value))
 }
 
+function plainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function knownKeys (value: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new ERR_UNKNOWN_OPTION(`${name}.${key}`, known.map((option) => `\`${name}.${option}\``).join(', '))
+    }
+  }
+}
+
+function routePath (value: unknown, name: string): string {
+  if (typeof value === 'string' && value.startsWith('/')) return value
+  throw new ERR_INVALID_OPTION(`${name}.path`, 'a URL path starting with "/"', describe(value))
+}
+
+function routeLogLevel (value: unknown, name: string): ProbeLogLevel {
+  if (value === undefined) return 'silent'
+  if (PROBE_LOG_LEVELS.includes(value as ProbeLogLevel)) return value as ProbeLogLevel
+  throw new ERR_INVALID_OPTION(`${name}.logLevel`, `one of ${PROBE_LOG_LEVELS.map((level) => `"${level}"`).join(', ')}`, describe(value))
+}
+
+function probeRoute (value: unknown, name: 'readiness' | 'liveness'): ResolvedShutdownOptions['readiness'] {
+  if (value === undefined || value === false) return false
+  if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ path: \'/readyz\' }`', describe(value))
+  knownKeys(value, name, ['path', 'logLevel'])
+  return Object.freeze({ path: routePath(value.path, name), logLevel: routeLogLevel(value.logLevel, name) })
+}
+
+function preStopRoute (value: unknown): ResolvedShutdownOptions['preStopRoute'] {
+  const name = 'preStopRoute'
+  if (value === undefined || value === false) return false
+  if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ path: \'/prestop\', header: { name, value } }`', describe(value))
+  knownKeys(value, name, ['path', 'logLevel', 'header', 'allow'])
+  const { header, allow } = value
+  if (header !== undefined) {
+    const valid = plainObject(header) && Object.keys(header).every((key) => key === 'name' || key === 'value') &&
+      typeof header.name === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header.name) &&
+      typeof header.value === 'string' && header.value.length > 0
+    if (!valid) throw new ERR_INVALID_OPTION(`${name}.header`, 'an object `{ name, value }` with a header name and a non-empty value', describe(header))
+  }
+  if (allow !== undefined) {
+    const valid = Array.isArray(allow) && allow.length > 0 && allow.every((address) => typeof address === 'string' && isIP(address) !== 0)
+    if (!valid) throw new ERR_INVALID_OPTION(`${name}.allow`, 'a non-empty array of IP addresses', describe(allow))
+  }
+  if (header === undefined && allow === undefined) {
+    throw new ERR_INVALID_OPTION(name, 'an object naming a `header` or an `allow` list (an open endpoint would let any client stop the service)', describe(value))
+  }
+  return Object.freeze({
+    path: routePath(value.path, name),
+    logLevel: routeLogLevel(value.logLevel, name),
+    ...(header === undefined ? {} : { header: Object.freeze({ name: (header as { name: string }).name.toLowerCase(), value: (header as { value: string }).value }) }),
+    ...(allow === undefined ? {} : { allow: Object.freeze([...(allow as string[])]) })
+  })
+}
+
+function gracePeriodFromEnvironment (): number | undefined {
+  const seconds = process.env[GRACE_PERIOD_ENV]
+  if (seconds === undefined || seconds === '') return undefined
+  const value = Number(seconds)
+  if (!Number.isFinite(value) || value < 0) {
+    throw new ERR_INVALID_OPTION(`process.env.${GRACE_PERIOD_ENV}`, 'a non-negative number of seconds', describe(seconds))
+  }
+  return value * 1000
+}
+
 /** Checks every option once, at register time, and returns the frozen, fully resolved set. */
 export function resolveOptions (input: FastifyShutdownOptions | undefined): ResolvedShutdownOptions {
   if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
@@ -90,11 +166,14 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
     preStopDelay: milliseconds(options, 'preStopDelay'),
     drainTimeout: milliseconds(options, 'drainTimeout'),
     forceTimeout: milliseconds(options, 'forceTimeout'),
-    gracePeriod: milliseconds(options, 'gracePeriod', true),
+    gracePeriod: milliseconds({ gracePeriod: gracePeriodFromEnvironment(), ...options }, 'gracePeriod', true),
     signals: signalList(options.signals),
     handleSignals: flag(options.handleSignals, 'handleSignals'),
     exit: exitFunction(options.exit),
-    retryAfter: retryAfterSeconds(options.retryAfter)
+    retryAfter: retryAfterSeconds(options.retryAfter),
+    readiness: probeRoute(options.readiness, 'readiness'),
+    liveness: probeRoute(options.liveness, 'liveness'),
+    preStopRoute: preStopRoute(options.preStopRoute)
   })
 
   const worstCase = resolved.preStopDelay + resolved.drainTimeout + resolved.forceTimeout

@@ -14,6 +14,7 @@ export function describeTrigger (trigger: ShutdownTrigger): Record<string, unkno
     case 'signal': return { type: 'signal', signal: trigger.signal }
     case 'manual': return { type: 'manual', reason: trigger.reason }
     case 'error': return { type: 'error', err: trigger.error }
+    case 'prestop-route': return { type: 'prestop-route' }
   }
 }
 
@@ -39,6 +40,9 @@ export class ShutdownSequence implements DrainGate {
   private fastifyClose: Promise<void> | null = null
   private readonly timers = new Set<NodeJS.Timeout>()
   private wakePreStop: (() => void) | null = null
+  private preStopEnded: (() => void) | null = null
+  /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
+  readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
   private closedDirectly = false
 
   constructor (
@@ -118,6 +122,7 @@ export class ShutdownSequence implements DrainGate {
 
     const drainStart = performance.now()
     this.state = STATE.DRAINING
+    this.preStopEnded!()
     this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
     this.completions.reapIdleSockets()
     const inFlight = this.connections.inFlight
@@ -150,6 +155,7 @@ export class ShutdownSequence implements DrainGate {
     const { forceTimeout } = this.options
     this.clearTimers()
     this.wakePreStop?.()
+    this.preStopEnded!()
     this.serving = false
     this.state = STATE.FORCING
     this.openRequests = this.connections.openRequests(Date.now())

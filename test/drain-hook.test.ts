@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import { createDrainHook, type DrainGate } from '../lib/drain-hook'
+import { PROBE_ROUTE } from '../lib/health'
 import { STATE, type ShutdownState } from '../lib/states'
 
 function appWithGate (state: ShutdownState) {
@@ -48,3 +49,13 @@ for (const state of [STATE.DRAINING, STATE.CLOSING, STATE.FORCING]) {
     t.equal(gate.rejectedRequests, 1)
   })
 }
+
+test('probe routes pass through while draining, so they answer for themselves', async (t) => {
+  const { app, gate } = appWithGate(STATE.DRAINING)
+  app.get('/readyz', { config: { [PROBE_ROUTE]: true } }, async (_request, reply) => reply.code(503).send({ status: gate.state }))
+  const res = await app.inject('/readyz')
+  t.equal(res.statusCode, 503)
+  t.same(res.json(), { status: 'draining' })
+  t.equal(res.headers.connection, 'close')
+  t.equal(gate.rejectedRequests, 0)
+})

@@ -9,7 +9,8 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   const options = resolveOptions(undefined)
   t.same(
     { ...options, exit: typeof options.exit },
-    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5 }
+    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5,
+      readiness: false, liveness: false, preStopRoute: false }
   )
   t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
   t.ok(Object.isFrozen(options))
@@ -33,6 +34,14 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['handleSignals as a string', { handleSignals: 'no' }, 'FST_SHUTDOWN_INVALID_OPTION', /`handleSignals` to be a boolean, got `"no"` \(string\)/],
   ['a fractional retryAfter', { retryAfter: 1.5 }, 'FST_SHUTDOWN_INVALID_OPTION', /`retryAfter` to be a non-negative whole number of seconds, got `1.5`/],
   ['an unknown key', { drainTimout: 5 }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `drainTimout`; the options are `preStopDelay`, `drainTimeout`/],
+  ['a readiness route without a path', { readiness: {} }, 'FST_SHUTDOWN_INVALID_OPTION', /`readiness.path` to be a URL path starting with "\/", got `undefined` \(undefined\)/],
+  ['a readiness route that is not an object', { readiness: '/readyz' }, 'FST_SHUTDOWN_INVALID_OPTION', /`readiness` to be false or an object/],
+  ['a liveness route with a relative path', { liveness: { path: 'livez' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`liveness.path`.*got `"livez"`/],
+  ['a probe log level that does not exist', { liveness: { path: '/livez', logLevel: 'loud' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`liveness.logLevel` to be one of "silent"/],
+  ['an unknown key in a route', { readiness: { path: '/readyz', method: 'HEAD' } }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `readiness.method`/],
+  ['an open preStop route', { preStopRoute: { path: '/prestop' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute` to be an object naming a `header` or an `allow` list \(an open endpoint would let any client stop the service\)/],
+  ['a preStop header without a value', { preStopRoute: { path: '/prestop', header: { name: 'x-token', value: '' } } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.header`/],
+  ['a preStop allow-list of host names', { preStopRoute: { path: '/prestop', allow: ['localhost'] } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.allow` to be a non-empty array of IP addresses, got `\["localhost"\]`/],
   ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/]
 ]

@@ -11,7 +11,8 @@ function run (command, args) {
         process.stdout.write(chunk)
       })
     }
-    child.on('close', (code) => resolve({ code, output }))
+    // eslint-disable-next-line no-control-regex
+    child.on('close', (code) => resolve({ code, output: output.replace(/\x1b\[[0-9;]*m/g, '') }))
   })
 }
 

@@ -23,6 +23,28 @@ declare namespace fastifyShutdown {
 
   export type ExitFunction = (code: number) => void
 
+  export type ProbeLogLevel = 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+  export interface ProbeRouteOptions {
+    /** The route's URL, e.g. `/readyz`. */
+    path: string
+    /**
+     * Log level of the route's requests.
+     * @default 'silent' (no log line per probe)
+     */
+    logLevel?: ProbeLogLevel
+  }
+
+  export interface PreStopRouteOptions extends ProbeRouteOptions {
+    /**
+     * Callers must send this header with this value (Kubernetes: the preStop `httpGet` `httpHeaders`).
+     * `header` or `allow` is required: an open endpoint would let any client stop the service.
+     */
+    header?: { name: string, value: string }
+    /** Or call from one of these addresses (the kubelet calls from the node's IP). */
+    allow?: readonly string[]
+  }
+
   export interface FastifyShutdownOptions {
     /**
      * Time to keep serving normally after the shutdown starts (readiness already failing) before the
@@ -71,6 +93,24 @@ declare namespace fastifyShutdown {
      * @default 5
      */
     retryAfter?: number
+    /**
+     * A readiness route: 200 `{ "status": "ready" }` while serving, 503 `{ "status": <state> }` from the first
+     * moment of a shutdown. `false` adds no route.
+     * @default false
+     */
+    readiness?: ProbeRouteOptions | false
+    /**
+     * A liveness route: 200 `{ "status": "alive" }` until the process exits, so a pod draining on purpose is
+     * never restarted. `false` adds no route.
+     * @default false
+     */
+    liveness?: ProbeRouteOptions | false
+    /**
+     * A route for a Kubernetes preStop `httpGet` hook: starts the shutdown (readiness fails), waits out
+     * `preStopDelay`, then answers, so the SIGTERM that follows drains at once. `false` adds no route.
+     * @default false
+     */
+    preStopRoute?: PreStopRouteOptions | false
   }
 
   export interface ResolvedShutdownOptions {
@@ -82,12 +122,16 @@ declare namespace fastifyShutdown {
     readonly handleSignals: boolean
     readonly exit: ExitFunction | false
     readonly retryAfter: number
+    readonly readiness: Readonly<Required<ProbeRouteOptions>> | false
+    readonly liveness: Readonly<Required<ProbeRouteOptions>> | false
+    readonly preStopRoute: Readonly<ProbeRouteOptions & Required<Pick<ProbeRouteOptions, 'logLevel'>> & Pick<PreStopRouteOptions, 'header' | 'allow'>> | false
   }
 
   export type ShutdownTrigger =
     | { readonly type: 'signal', readonly signal: NodeJS.Signals }
     | { readonly type: 'error', readonly error: unknown }
     | { readonly type: 'manual', readonly reason?: string }
+    | { readonly type: 'prestop-route' }
 
   export interface OpenRequest {
     readonly method: string

@@ -19,7 +19,9 @@ import fastifyShutdown, {
   type ShutdownPhases,
   type ShutdownReport,
   type ShutdownState,
-  type ShutdownTrigger
+  type ShutdownTrigger,
+  type ProbeRouteOptions,
+  type PreStopRouteOptions
 } from 'fastify-shutdown'
 import fastifyShutdownRequired = require('fastify-shutdown')
 
@@ -184,12 +186,23 @@ describe('exported types', () => {
   })
 
   test('ResolvedShutdownOptions: every option present and read-only', () => {
-    expect<ResolvedShutdownOptions>().type.toBe<Readonly<Required<FastifyShutdownOptions>>>()
+    expect<keyof ResolvedShutdownOptions>().type.toBe<keyof FastifyShutdownOptions>()
+    expect<ResolvedShutdownOptions['drainTimeout']>().type.toBe<number>()
+    expect<ResolvedShutdownOptions['readiness']>().type.toBe<Readonly<Required<ProbeRouteOptions>> | false>()
+    expect<ResolvedShutdownOptions>().type.toBeAssignableTo<Readonly<Required<FastifyShutdownOptions>>>()
+  })
+
+  test('probe and preStop routes', () => {
+    expect<FastifyShutdownOptions>().type.toBeAssignableFrom({ readiness: { path: '/readyz' }, liveness: { path: '/livez', logLevel: 'info' as const } })
+    expect<FastifyShutdownOptions>().type.toBeAssignableFrom({ preStopRoute: { path: '/prestop', header: { name: 'x-token', value: 's' }, allow: ['10.0.0.1'] } })
+    expect<FastifyShutdownOptions>().type.not.toBeAssignableFrom({ readiness: '/readyz' })
+    expect<FastifyShutdownOptions>().type.not.toBeAssignableFrom({ liveness: { path: '/livez', logLevel: 'loud' } })
+    expect<PreStopRouteOptions>().type.not.toBeAssignableFrom({ path: '/prestop', header: 'x-token' })
   })
 
   test('ShutdownTrigger narrows on `type`', () => {
     const trigger = {} as ShutdownTrigger
-    expect(trigger.type).type.toBe<'signal' | 'error' | 'manual'>()
+    expect(trigger.type).type.toBe<'signal' | 'error' | 'manual' | 'prestop-route'>()
     if (trigger.type === 'signal') expect(trigger.signal).type.toBe<NodeJS.Signals>()
     if (trigger.type === 'error') expect(trigger.error).type.toBe<unknown>()
     if (trigger.type === 'manual') expect(trigger.reason).type.toBe<string | undefined>()
