@@ -1,30 +1,28 @@
 // A small orders API using fastify-shutdown, configured from the environment:
-//   PORT (3000), HOST (127.0.0.1), PRE_STOP_DELAY_MS, DRAIN_TIMEOUT_MS, LOG_LEVEL (info)
+//   PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info), and the shutdown settings read in config.mjs
 // Run it with `node example-app/server.mjs`, then send it SIGTERM (or press Ctrl-C) while a slow request runs:
 //   curl 'http://127.0.0.1:3000/reports/slow?ms=3000' & sleep 0.5; kill -TERM <pid>
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
+import underPressure from '@fastify/under-pressure'
 import fastifyShutdown from 'fastify-shutdown'
+import { shutdownOptions } from './config.mjs'
 import { createDb } from './db.mjs'
-
-/** Milliseconds from an environment variable; unset means the plugin's default. A value that is not a number
- * is passed on as it is, for the plugin's own validation to reject with the value in its message. */
-function envMs (name) {
-  const value = process.env[name]
-  if (value === undefined || value === '') return undefined
-  const ms = Number(value)
-  return Number.isNaN(ms) ? value : ms
-}
 
 export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 'info' }, shutdown = {} } = {}) {
   const app = Fastify({ logger })
   const db = createDb()
 
-  await app.register(fastifyShutdown, {
-    preStopDelay: envMs('PRE_STOP_DELAY_MS'),
-    drainTimeout: envMs('DRAIN_TIMEOUT_MS'),
-    ...shutdown
+  await app.register(fastifyShutdown, { ...shutdownOptions(), ...shutdown })
+
+  // Load shedding next to shutdown: /status turns 503 under pressure and, through healthCheck, once a
+  // shutdown starts.
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1000,
+    exposeStatusRoute: '/status',
+    healthCheck: async () => app.shutdown.ready,
+    healthCheckInterval: 5000
   })
 
   // Runs after the drain: every request that was in flight has had its answer.
@@ -33,7 +31,8 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
     instance.log.info({ orders }, 'database closed')
   })
 
-  // Readiness: fails from the first moment of a shutdown, so a load balancer stops routing here while the
+  // The plugin serves /readyz and /livez (see config.mjs); an app's own health route reads the same state.
+  // Readiness fails from the first moment of a shutdown, so a load balancer stops routing here while the
   // pre-stop delay still serves whatever it sends meanwhile.
   app.get('/health', async (request, reply) => {
     if (!app.shutdown.ready) return reply.code(503).send({ status: app.shutdown.state })

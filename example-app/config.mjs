@@ -1,0 +1,22 @@
+// The plugin's options, from the environment the pod spec (example-app/k8s/) sets. The manifest test reads
+// the same function, so the manifests and the app cannot drift apart.
+
+/** Milliseconds from an environment variable; unset means the plugin's default. A value that is not a number
+ * is passed on as it is, for the plugin's own validation to reject with the value in its message. */
+function envMs (env, name) {
+  const value = env[name]
+  if (value === undefined || value === '') return undefined
+  const ms = Number(value)
+  return Number.isNaN(ms) ? value : ms
+}
+
+export function shutdownOptions (env = process.env) {
+  return {
+    preStopDelay: envMs(env, 'PRE_STOP_DELAY_MS'),
+    drainTimeout: envMs(env, 'DRAIN_TIMEOUT_MS'),
+    readiness: { path: '/readyz' },
+    liveness: { path: '/livez' },
+    // Kubernetes way (c): a preStop httpGet hook that sends this token. Off unless the pod spec sets one.
+    preStopRoute: env.PRESTOP_TOKEN ? { path: '/prestop', header: { name: 'x-prestop-token', value: env.PRESTOP_TOKEN } } : false
+  }
+}
