@@ -13,9 +13,16 @@ export function describeTrigger (trigger: ShutdownTrigger): Record<string, unkno
   switch (trigger.type) {
     case 'signal': return { type: 'signal', signal: trigger.signal }
     case 'manual': return { type: 'manual', reason: trigger.reason }
-    case 'error': return { type: 'error', err: trigger.error }
+    case 'error': return { type: 'error' }
     case 'prestop-route': return { type: 'prestop-route' }
   }
+}
+
+/** Log fields for a trigger: an error goes under the top-level `err`, the only place pino serializes it. */
+function triggerFields (trigger: ShutdownTrigger): Record<string, unknown> {
+  const fields: Record<string, unknown> = { trigger: describeTrigger(trigger) }
+  if (trigger.type === 'error') fields.err = trigger.error
+  return fields
 }
 
 /**
@@ -109,7 +116,7 @@ export class ShutdownSequence implements DrainGate {
 
   private async scheduled (): Promise<void> {
     const { preStopDelay, drainTimeout } = this.options
-    this.log.info({ trigger: describeTrigger(this.trigger!), preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
+    this.log.info({ ...triggerFields(this.trigger!), preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
 
     if (preStopDelay > 0) {
       await new Promise<void>((resolve) => {
@@ -230,7 +237,7 @@ export class ShutdownSequence implements DrainGate {
       errors: Object.freeze([...this.errors])
     })
     const { trigger, ...fields } = this.report
-    this.log.info({ trigger: describeTrigger(trigger), ...fields }, forced ? 'shutdown forced' : 'shutdown complete')
+    this.log.info({ ...fields, ...triggerFields(trigger) }, forced ? 'shutdown forced' : 'shutdown complete')
     this.settle(this.report)
   }
 }
