@@ -1,18 +1,15 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import type { OpenRequest } from '../types'
-import { kArrivedAt, kFastifyRequest } from './symbols'
+import { kLatestArrivedAt, kLatestReply } from './symbols'
 
-export interface TrackedRequest extends IncomingMessage {
-  [kFastifyRequest]?: FastifyRequest
-  [kArrivedAt]?: number
-}
-
-/** Node's http server keeps the response being written on the socket; http-terminator relies on it too. */
 export interface HttpSocket extends Socket {
-  _httpMessage?: (ServerResponse & { req?: TrackedRequest }) | null
+  /** Node's http server keeps the response being written here; http-terminator relies on it too. */
+  _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
+  [kLatestReply]?: FastifyReply
+  [kLatestArrivedAt]?: number
 }
 
 /**
@@ -47,12 +44,17 @@ export class ConnectionTracker {
     return busy
   }
 
-  /** Asks every response not yet started to carry `Connection: close`, so its socket ends after it. */
+  /**
+   * Asks the last response each busy socket owes to carry `Connection: close`, so the socket ends after it.
+   * The last, not the current one: Node drops responses queued behind a `Connection: close` response, and
+   * requests pipelined behind the current one have run their handlers already.
+   */
   closeAfterCurrentResponses (): void {
     for (const socket of this.sockets) {
-      const response = socket._httpMessage
-      if (response && !response.headersSent && response.req?.httpVersionMajor === 1) {
-        response.setHeader('connection', 'close')
+      if (!isBusy(socket)) continue
+      const last = socket[kLatestReply]?.raw ?? socket._httpMessage!
+      if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
+        last.setHeader('connection', 'close')
       }
     }
   }
@@ -65,13 +67,14 @@ export class ConnectionTracker {
     const open: OpenRequest[] = []
     for (const socket of this.sockets) {
       if (!isBusy(socket)) continue
-      const raw = socket._httpMessage!.req
-      if (!raw) continue
-      const arrivedAt = raw[kArrivedAt]
+      // The newest request names the route that holds the socket; with pipelining it is the last in line.
+      const request = socket[kLatestReply]?.request
+      const arrivedAt = socket[kLatestArrivedAt]
+      const raw = request?.raw ?? socket._httpMessage!.req
       open.push({
-        method: raw.method ?? '',
-        url: raw.url ?? '',
-        route: raw[kFastifyRequest]?.routeOptions.url,
+        method: raw?.method ?? '',
+        url: raw?.url ?? '',
+        route: request?.routeOptions.url,
         ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
       })
     }

@@ -1,8 +1,8 @@
-import type { onRequestHookHandler } from 'fastify'
+import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
-import { kArrivedAt, kFastifyRequest, kRejected } from './symbols'
-import type { TrackedRequest } from './connections'
+import type { HttpSocket } from './connections'
+import { kLatestArrivedAt, kLatestReply, kRejected } from './symbols'
 import { isProbeRoute } from './health'
 
 export interface DrainGate {
@@ -20,6 +20,23 @@ const DRAINING_BODY = JSON.stringify({
 })
 
 /**
+ * Makes this reply the one that closes its connection. A request pipelined behind one still in flight takes
+ * the `Connection: close` over from it, since Node drops any response queued behind such a response; false
+ * when the earlier one has already sent it, and this request's answer could never reach the client.
+ */
+function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
+  const ahead = socket._httpMessage
+  if (ahead && ahead !== reply.raw) {
+    // `_last`: Node's own mark on a response after which it ends the socket.
+    if (ahead.headersSent && (ahead as { _last?: boolean })._last === true) return false
+    socket[kLatestReply]?.removeHeader('connection')
+    ahead.removeHeader('connection')
+  }
+  reply.header('connection', 'close')
+  return true
+}
+
+/**
  * The `onRequest` hook. While serving it only notes the request's arrival, so a report can name a request
  * that held the drain; the rest runs only once a shutdown has started.
  */
@@ -27,19 +44,18 @@ export function createDrainHook (gate: DrainGate, retryAfter: number): onRequest
   const retryAfterHeader = String(retryAfter)
 
   return function shutdownOnRequest (request, reply, done) {
-    const raw = request.raw as TrackedRequest
+    const socket = request.raw.socket as HttpSocket
     if (gate.serving) {
-      raw[kFastifyRequest] = request
-      raw[kArrivedAt] = Date.now()
+      socket[kLatestReply] = reply
+      socket[kLatestArrivedAt] = Date.now()
       done()
       return
     }
 
-    const http1 = raw.httpVersionMajor === 1
-    if (gate.state === STATE.PRE_STOP) {
-      raw[kFastifyRequest] = request
-      raw[kArrivedAt] = Date.now()
-      if (http1) reply.header('connection', 'close')
+    const http1 = request.raw.httpVersionMajor === 1
+    if (gate.state === STATE.PRE_STOP && (!http1 || closeAfter(reply, socket))) {
+      socket[kLatestReply] = reply
+      socket[kLatestArrivedAt] = Date.now()
       done()
       return
     }

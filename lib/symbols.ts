@@ -1,6 +1,9 @@
-/** The Fastify request behind a raw request, set on arrival so a report can name its route and age. */
-export const kFastifyRequest = Symbol('fastify-shutdown.request')
-/** When the request arrived, in `Date.now()` milliseconds. */
-export const kArrivedAt = Symbol('fastify-shutdown.arrivedAt')
+/**
+ * The reply of the newest request on a socket, noted on arrival. The socket outlives its requests, so after
+ * a connection's first request noting this is a plain store, not a new property on every request object.
+ */
+export const kLatestReply = Symbol('fastify-shutdown.latestReply')
+/** When that newest request arrived, in `Date.now()` milliseconds. */
+export const kLatestArrivedAt = Symbol('fastify-shutdown.latestArrivedAt')
 /** Marks a raw response that answered 503 because the server was draining. */
 export const kRejected = Symbol('fastify-shutdown.rejected')
