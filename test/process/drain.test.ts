@@ -1,0 +1,167 @@
+import { test } from 'tap'
+import { startFixture } from '../helpers/child'
+import { closed, get, keepAliveAgent, RawConnection, slowBody } from '../helpers/http'
+
+/** How soon after the last response has ended the process must be gone. */
+const PROMPT_MS = 100
+
+test('in-flight requests on keep-alive sockets finish with whole bodies and Connection: close', async (t) => {
+  const child = await startFixture(t, 'app')
+  const agent = keepAliveAgent(t)
+  const ids = ['1', '2', '3']
+  const requests = ids.map((id) => get(agent, child.port, `/slow/${id}`))
+  await Promise.all(ids.map((id) => child.message((m) => m.type === 'handling' && m.id === id, `the handler of /slow/${id}`)))
+  const sockets = await Promise.all(requests.map((request) => request.socket))
+  t.equal(new Set(sockets).size, ids.length, 'each request holds its own keep-alive socket')
+
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  for (const id of ids) child.send({ type: 'release', id })
+
+  const responses = await Promise.all(requests.map((request) => request.response))
+  responses.forEach((response, i) => {
+    t.equal(response.status, 200, `/slow/${ids[i]} answered 200`)
+    t.equal(response.headers.connection, 'close', `/slow/${ids[i]} told the client to close`)
+    t.equal(response.body, slowBody(ids[i]!), `/slow/${ids[i]} sent its whole body`)
+  })
+  await Promise.all(sockets.map((socket) => closed(socket)))
+
+  const exit = await child.exited()
+  t.equal(exit.code, 0)
+  const report = await child.report()
+  t.match(report, {
+    msg: 'shutdown complete',
+    outcome: 'completed',
+    exitCode: 0,
+    trigger: { type: 'signal', signal: 'SIGTERM' },
+    phases: { preStopMs: Number, drainMs: Number, closeMs: Number },
+    completedRequests: 3,
+    rejectedRequests: 0,
+    openRequests: [],
+    errors: []
+  })
+  t.notOk('forcedBy' in report, 'nothing was forced')
+})
+
+// Once the listener closes, Node ends every idle connection, so a request can only reach a draining server
+// on a connection that is busy: pipelined behind a response in flight. http.Agent never pipelines, hence a
+// hand-driven connection here.
+test('a request pipelined on an open keep-alive connection while draining gets 503 and never reaches its handler', async (t) => {
+  const child = await startFixture(t, 'app', { shutdown: { retryAfter: 7 } })
+  const connection = await RawConnection.open(t, child.port)
+
+  // The connection is a used keep-alive one: a first request is served and counted.
+  connection.get('/count')
+  const served = await connection.response(0)
+  t.equal(served.status, 200)
+  t.same(JSON.parse(served.body), { hits: 1 }, 'the handler counts its runs')
+
+  // A response whose headers are out before the shutdown keeps the connection open after it, so a
+  // request pipelined behind it is read, and answered, while the server drains.
+  connection.get('/stream/a')
+  const streaming = await connection.head(1)
+  t.equal(streaming.headers.connection, 'keep-alive')
+
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  connection.get('/count?late=1')
+  await child.message((m) => m.type === 'request' && m.url === '/count?late=1', 'the late request to arrive')
+  child.send({ type: 'release', id: 'a' })
+
+  t.equal((await connection.response(1)).body, 'first\nlast\n', 'the in-flight stream finished')
+  const rejected = await connection.response(2)
+  t.equal(rejected.status, 503)
+  t.equal(rejected.headers.connection, 'close')
+  t.equal(rejected.headers['retry-after'], '7')
+  t.match(rejected.headers['content-type'], /^application\/json/)
+  const body = JSON.parse(rejected.body)
+  t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.match(body, { statusCode: 503, code: 'FST_SHUTDOWN_DRAINING', error: 'Service Unavailable', message: String })
+  await connection.closed()
+
+  const exit = await child.exited()
+  t.equal(exit.code, 0)
+  t.same(await child.hits(), { '/count': 1, '/stream/:id': 1 }, 'the late request never reached its handler')
+  t.notOk(child.logs.some((line) => line.msg === 'handler ran' && line.url === '/count?late=1'))
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 1, rejectedRequests: 1 })
+})
+
+test('requests pipelined before the shutdown, whose handlers already ran, all get their responses', async (t) => {
+  const child = await startFixture(t, 'app')
+  const connection = await RawConnection.open(t, child.port)
+  connection.get('/slow/1')
+  connection.get('/count')
+  // Node answers pipelined requests in order: /count's response waits behind /slow/1's, though its
+  // handler has already run.
+  await child.message((m) => m.type === 'handling' && m.route === '/count', 'the handler of /count')
+
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  child.send({ type: 'release', id: '1' })
+
+  const first = await connection.response(0)
+  t.equal(first.body, slowBody('1'))
+  t.not(first.headers.connection, 'close', 'Connection: close belongs on the last response queued on the connection')
+  const second = await connection.response(1).catch((err: Error) => err)
+  t.notOk(second instanceof Error, 'the response of a handler that ran is not dropped')
+  if (!(second instanceof Error)) {
+    t.equal(second.status, 200)
+    t.same(JSON.parse(second.body), { hits: 1 })
+  }
+  await connection.closed()
+  t.equal((await child.exited()).code, 0)
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 2 })
+})
+
+test('new connections are refused once the listener has closed', async (t) => {
+  const child = await startFixture(t, 'app')
+  const agent = keepAliveAgent(t)
+  t.equal((await get(false, child.port, '/fast').response).status, 200, 'a new connection is served before')
+
+  const held = get(agent, child.port, '/slow/1')
+  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+
+  await t.rejects(get(false, child.port, '/fast').response, { code: 'ECONNREFUSED' })
+  await t.rejects(get(keepAliveAgent(t), child.port, '/fast').response, { code: 'ECONNREFUSED' })
+
+  child.send({ type: 'release', id: '1' })
+  t.equal((await held.response).status, 200, 'the request in flight still finishes')
+  t.equal((await child.exited()).code, 0)
+  t.same(await child.hits(), { '/fast': 1, '/slow/:id': 1 }, 'no refused request reached a handler')
+})
+
+// Fastify 5 alone would wait here for keepAliveTimeout (72 s): nothing closes the stream's socket, whose
+// response said `keep-alive` before the shutdown began, once that response has ended.
+test(`exits 0 within ${PROMPT_MS} ms of the last response while the client holds idle and busy keep-alive sockets`, async (t) => {
+  const child = await startFixture(t, 'app')
+  const agent = keepAliveAgent(t)
+  // Sent together, so each gets its own socket; /fast leaves its socket idle in the agent.
+  const idle = get(agent, child.port, '/fast')
+  const busy = get(agent, child.port, '/slow/1')
+  const streaming = get(agent, child.port, '/stream/2')
+  const idleSocket = (await idle.response).socket
+  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
+  await streaming.headers
+  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the client keeps one idle socket open')
+  t.equal(Object.values(agent.sockets).flat().length, 2, 'and two busy ones')
+
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  await closed(idleSocket)
+  t.pass('the idle keep-alive socket was closed by the server')
+
+  child.send({ type: 'release', id: '1' })
+  child.send({ type: 'release', id: '2' })
+  const responses = await Promise.all([busy.response, streaming.response])
+  t.equal(responses[0].headers.connection, 'close', 'the busy response was told to close')
+  t.equal(responses[1].headers.connection, 'keep-alive', 'the stream had sent its headers before the shutdown')
+  t.equal(responses[1].body, 'first\nlast\n')
+  const lastResponseEndAt = Math.max(...responses.map((response) => response.endAt))
+
+  const exit = await child.exited()
+  t.equal(exit.code, 0)
+  t.ok(exit.at - lastResponseEndAt < PROMPT_MS, `exited ${Math.round(exit.at - lastResponseEndAt)} ms after the last response ended (limit ${PROMPT_MS} ms)`)
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 2 })
+})
