@@ -1,10 +1,10 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify from 'fastify'
-import { Writable } from 'node:stream'
-import fastifyShutdown from '../lib/index'
+import fastifyShutdown from './helpers/plugin'
+import { logCapture } from './helpers/log-capture'
 
 /** The test runner listens for signals itself: set its listeners aside so the process looks like an app's. */
-function withoutRunnerListeners (t: Tap.Test): void {
+function withoutRunnerListeners (t: Test): void {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const runners = process.listeners(signal)
     for (const listener of runners) process.removeListener(signal, listener)
@@ -12,16 +12,6 @@ function withoutRunnerListeners (t: Tap.Test): void {
   }
 }
 
-function capturingLogger (): { stream: Writable, lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      lines.push(JSON.parse(chunk.toString()))
-      callback()
-    }
-  })
-  return { stream, lines }
-}
 
 test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is named in a warning at listen', async (t) => {
   withoutRunnerListeners(t)
@@ -29,7 +19,7 @@ test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is name
   process.on('SIGTERM', onSignal)
   t.teardown(() => process.removeListener('SIGTERM', onSignal))
 
-  const { stream, lines } = capturingLogger()
+  const { stream, lines } = logCapture()
   const app = Fastify({ logger: { level: 'warn', stream } })
   await app.register(fastifyShutdown, { exit: false })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -47,7 +37,7 @@ test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is name
 test('no warning when the plugin is alone, or when the app owns its signals', async (t) => {
   withoutRunnerListeners(t)
   for (const handleSignals of [true, false]) {
-    const { stream, lines } = capturingLogger()
+    const { stream, lines } = logCapture()
     const app = Fastify({ logger: { level: 'warn', stream } })
     await app.register(fastifyShutdown, { exit: false, handleSignals })
     await app.listen({ port: 0, host: '127.0.0.1' })

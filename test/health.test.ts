@@ -1,23 +1,14 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import underPressure from '@fastify/under-pressure'
-import { Writable } from 'node:stream'
-import fastifyShutdown from '../lib/index'
+import fastifyShutdown from './helpers/plugin'
+import type { Writable } from 'node:stream'
+import { logCapture } from './helpers/log-capture'
 import type { FastifyShutdownOptions } from '../types'
 import { get } from './helpers/http'
 
-function logLines (): { stream: Writable, lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      lines.push(JSON.parse(chunk.toString()))
-      callback()
-    }
-  })
-  return { stream, lines }
-}
 
-async function app (t: Tap.Test, options: FastifyShutdownOptions, logger: Writable | false = false): Promise<FastifyInstance> {
+async function app (t: Test, options: FastifyShutdownOptions, logger: Writable | false = false): Promise<FastifyInstance> {
   const fastify = Fastify({ logger: logger === false ? false : { level: 'info', stream: logger } })
   await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, ...options })
   fastify.get('/work', async () => ({ ok: true }))
@@ -45,13 +36,13 @@ test('readiness is 200 while serving and 503 from the first moment of a shutdown
 })
 
 test('probe requests log nothing unless asked', async (t) => {
-  const quiet = logLines()
+  const quiet = logCapture()
   const fastify = await app(t, probes, quiet.stream)
   await fastify.inject('/readyz')
   await fastify.inject('/livez')
   t.same(quiet.lines.filter((line) => line.reqId !== undefined), [])
 
-  const loud = logLines()
+  const loud = logCapture()
   const verbose = await app(t, { readiness: { path: '/readyz', logLevel: 'info' } }, loud.stream)
   await verbose.inject('/readyz')
   t.ok(loud.lines.some((line) => line.msg === 'request completed'))
@@ -92,12 +83,12 @@ test('the preStop route accepts a caller from the allow-list', async (t) => {
 })
 
 test('a budget with less than 2 s to spare before SIGKILL is a warning with the numbers', async (t) => {
-  const tight = logLines()
+  const tight = logCapture()
   await app(t, { preStopDelay: 5_000, drainTimeout: 20_000, forceTimeout: 4_000 }, tight.stream)
   t.match(tight.lines.find((line) => line.level === 40), {
     worstCaseMs: 29_000, marginMs: 2_000, gracePeriodMs: 30_000, msg: /leaves less than 2000 ms before SIGKILL/
   })
-  const roomy = logLines()
+  const roomy = logCapture()
   await app(t, {}, roomy.stream)
   t.same(roomy.lines.filter((line) => line.level === 40), [])
 })
@@ -108,7 +99,7 @@ test('the grace period comes from TERMINATION_GRACE_PERIOD_SECONDS when not give
   const fastify = await app(t, { drainTimeout: 50_000 })
   t.equal(fastify.shutdown.state, 'serving', 'a 53 s budget fits in 60 s')
   process.env.TERMINATION_GRACE_PERIOD_SECONDS = 'thirty'
-  await t.rejects(Fastify().register(fastifyShutdown, { exit: false, handleSignals: false }).ready(), {
+  await t.rejects(async () => { await Fastify().register(fastifyShutdown, { exit: false, handleSignals: false }) }, {
     code: 'FST_SHUTDOWN_INVALID_OPTION',
     message: /`process.env.TERMINATION_GRACE_PERIOD_SECONDS` to be a non-negative number of seconds, got `"thirty"`/
   })

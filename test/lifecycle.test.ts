@@ -1,7 +1,7 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
-import fastifyShutdown from '../lib/index'
+import fastifyShutdown from './helpers/plugin'
 import type { FastifyShutdownOptions } from '../types'
 import { closed, get, keepAliveAgent } from './helpers/http'
 
@@ -14,7 +14,7 @@ interface Harness {
 }
 
 async function listening (
-  t: Tap.Test,
+  t: Test,
   options: FastifyShutdownOptions = {},
   setup: (app: FastifyInstance) => void = () => {}
 ): Promise<Harness> {

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
-import fastifyShutdown from '../lib/index'
+import fastifyShutdown from './helpers/plugin'
 import { resolveOptions } from '../lib/options'
 
 const quiet = { handleSignals: false, exit: false as const }
@@ -69,7 +69,7 @@ test('a longer budget is accepted once gracePeriod says the platform allows it',
 test('bad input never reaches a later step: no decorator, no hook, no listener', async (t) => {
   const before = process.listenerCount('SIGTERM')
   const app = Fastify()
-  await t.rejects(app.register(fastifyShutdown, { drainTimeout: -1 }).ready(), { code: 'FST_SHUTDOWN_INVALID_OPTION' })
+  await t.rejects(async () => { await app.register(fastifyShutdown, { drainTimeout: -1 }) }, { code: 'FST_SHUTDOWN_INVALID_OPTION' })
   t.notOk(app.hasDecorator('shutdown'))
   t.equal(process.listenerCount('SIGTERM'), before)
 })

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import diagnostics from 'node:diagnostics_channel'
-import fastifyShutdown from '../lib/index'
+import fastifyShutdown from './helpers/plugin'
 
 /** A closed server's handle is released in the close phase of the next loop turn: let two turns pass. */
 async function settled (): Promise<string[]> {

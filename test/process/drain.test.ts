@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { holdIdleAndBusySockets } from '../helpers/sockets'
 import { startFixture } from '../helpers/child'
 import { closed, get, keepAliveAgent, RawConnection, slowBody } from '../helpers/http'
 
@@ -136,16 +137,7 @@ test('new connections are refused once the listener has closed', async (t) => {
 // response said `keep-alive` before the shutdown began, once that response has ended.
 test(`exits 0 within ${PROMPT_MS} ms of the last response while the client holds idle and busy keep-alive sockets`, async (t) => {
   const child = await startFixture(t, 'app')
-  const agent = keepAliveAgent(t)
-  // Sent together, so each gets its own socket; /fast leaves its socket idle in the agent.
-  const idle = get(agent, child.port, '/fast')
-  const busy = get(agent, child.port, '/slow/1')
-  const streaming = get(agent, child.port, '/stream/2')
-  const idleSocket = (await idle.response).socket
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-  await streaming.headers
-  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the client keeps one idle socket open')
-  t.equal(Object.values(agent.sockets).flat().length, 2, 'and two busy ones')
+  const { busy, streaming, idleSocket } = await holdIdleAndBusySockets(t, child)
 
   child.signal('SIGTERM')
   await child.log('listener closed, draining')

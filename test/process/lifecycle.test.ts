@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { holdIdleAndBusySockets } from '../helpers/sockets'
 import { startFixture } from '../helpers/child'
 import { closed, get, keepAliveAgent, slowBody } from '../helpers/http'
 
@@ -71,16 +72,7 @@ test('two apps in one process both drain on one SIGTERM; the process exits 0 onc
 // socket would hold that close for keepAliveTimeout (72 s) if nothing ended it.
 test('fastify.close() called by the app lets the request in flight finish and resolves right after it', async (t) => {
   const child = await startFixture(t, 'app')
-  const agent = keepAliveAgent(t)
-  // Sent together, so each gets its own socket; /fast leaves its socket idle in the agent.
-  const idle = get(agent, child.port, '/fast')
-  const busy = get(agent, child.port, '/slow/1')
-  const streaming = get(agent, child.port, '/stream/2')
-  const idleSocket = (await idle.response).socket
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-  await streaming.headers
-  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the client keeps one idle socket open')
-  t.equal(Object.values(agent.sockets).flat().length, 2, 'and two busy ones')
+  const { busy, streaming, idleSocket } = await holdIdleAndBusySockets(t, child)
 
   child.send({ type: 'close' })
   await child.log('fixture preClose')
