@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
+import { budgetTerms, worstCaseMs } from './options'
 
 /**
  * Slack kept between the worst case and SIGKILL: the kubelet's clock, a slow node and the exit itself all
@@ -12,11 +13,11 @@ export const KILL_MARGIN_MS = 2_000
  * with less than `KILL_MARGIN_MS` to spare, since SIGKILL at the end of the grace period loses everything.
  */
 export function warnIfBudgetIsTight (log: FastifyBaseLogger, options: ResolvedShutdownOptions): void {
-  const { preStopDelay, drainTimeout, forceTimeout, gracePeriod } = options
-  const worstCaseMs = preStopDelay + drainTimeout + forceTimeout
-  if (worstCaseMs + KILL_MARGIN_MS <= gracePeriod) return
+  const worstCase = worstCaseMs(options)
+  if (worstCase + KILL_MARGIN_MS <= options.gracePeriod) return
+  const terms = Object.fromEntries(budgetTerms(options).map(([name, ms]) => [`${name}Ms`, ms]))
   log.warn(
-    { preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, forceTimeoutMs: forceTimeout, worstCaseMs, marginMs: KILL_MARGIN_MS, gracePeriodMs: gracePeriod },
+    { ...terms, worstCaseMs: worstCase, marginMs: KILL_MARGIN_MS, gracePeriodMs: options.gracePeriod },
     'the shutdown budget leaves less than %d ms before SIGKILL; raise terminationGracePeriodSeconds or shorten the timeouts',
     KILL_MARGIN_MS
   )

@@ -3,13 +3,15 @@ import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { FastifyReply } from 'fastify'
 import type { OpenRequest } from '../types'
-import { kLatestArrivedAt, kLatestReply } from './symbols'
+import type { RequestTelemetry } from './observability'
+import { kLatestArrivedAt, kLatestContext, kLatestReply } from './symbols'
 
 export interface HttpSocket extends Socket {
   /** Node's http server keeps the response being written here; http-terminator relies on it too. */
   _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
   [kLatestReply]?: FastifyReply
   [kLatestArrivedAt]?: number
+  [kLatestContext]?: RequestTelemetry['context']
 }
 
 /**
@@ -77,6 +79,15 @@ export class ConnectionTracker {
         route: request?.routeOptions.url,
         ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
       })
+    }
+    return open
+  }
+
+  /** For the force path: where the spans of the requests still open can be found. */
+  openRequestTelemetry (): RequestTelemetry[] {
+    const open: RequestTelemetry[] = []
+    for (const socket of this.sockets) {
+      if (isBusy(socket)) open.push({ context: socket[kLatestContext], request: socket[kLatestReply]?.request })
     }
     return open
   }

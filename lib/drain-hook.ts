@@ -2,7 +2,8 @@ import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
 import type { HttpSocket } from './connections'
-import { kLatestArrivedAt, kLatestReply, kRejected } from './symbols'
+import type { RequestTelemetry } from './observability'
+import { kLatestArrivedAt, kLatestContext, kLatestReply, kRejected } from './symbols'
 import { isProbeRoute } from './health'
 
 export interface DrainGate {
@@ -40,22 +41,35 @@ function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
  * The `onRequest` hook. While serving it only notes the request's arrival, so a report can name a request
  * that held the drain; the rest runs only once a shutdown has started.
  */
-export function createDrainHook (gate: DrainGate, retryAfter: number): onRequestHookHandler {
+export function createDrainHook (
+  gate: DrainGate,
+  retryAfter: number,
+  activeContext: (() => RequestTelemetry['context']) | null
+): onRequestHookHandler {
   const retryAfterHeader = String(retryAfter)
+  // Decided once here, so an app without telemetry pays nothing for it on each request.
+  const noteArrival = activeContext === null
+    ? (socket: HttpSocket, reply: FastifyReply): void => {
+        socket[kLatestReply] = reply
+        socket[kLatestArrivedAt] = Date.now()
+      }
+    : (socket: HttpSocket, reply: FastifyReply): void => {
+        socket[kLatestReply] = reply
+        socket[kLatestArrivedAt] = Date.now()
+        socket[kLatestContext] = activeContext()
+      }
 
   return function shutdownOnRequest (request, reply, done) {
     const socket = request.raw.socket as HttpSocket
     if (gate.serving) {
-      socket[kLatestReply] = reply
-      socket[kLatestArrivedAt] = Date.now()
+      noteArrival(socket, reply)
       done()
       return
     }
 
     const http1 = request.raw.httpVersionMajor === 1
     if (gate.state === STATE.PRE_STOP && (!http1 || closeAfter(reply, socket))) {
-      socket[kLatestReply] = reply
-      socket[kLatestArrivedAt] = Date.now()
+      noteArrival(socket, reply)
       done()
       return
     }

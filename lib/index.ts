@@ -8,6 +8,7 @@ import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
 import { addHealthRoutes } from './health'
 import { logWritesSettled } from './log-drain'
+import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
 import { ShutdownSequence } from './sequence'
 import { signalHub, type SignalParticipant } from './signals'
@@ -24,7 +25,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
   const connections = new ConnectionTracker(fastify.server)
-  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log)
+  const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
+  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability)
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -78,7 +80,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
 
   fastify.decorate('shutdown', controller)
-  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter))
+  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext())))
   addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
   connections.attach()
   warnIfBudgetIsTight(log, options)

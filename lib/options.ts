@@ -1,4 +1,4 @@
-import type { ExitFunction, FastifyShutdownOptions, ProbeLogLevel, ResolvedShutdownOptions } from '../types'
+import type { ExitFunction, FastifyShutdownOptions, ProbeLogLevel, ResolvedShutdownOptions, TelemetryTarget } from '../types'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import { ERR_BUDGET_EXCEEDED, ERR_INVALID_OPTION, ERR_UNKNOWN_OPTION } from './errors'
@@ -14,7 +14,9 @@ const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   retryAfter: 5,
   readiness: false,
   liveness: false,
-  preStopRoute: false
+  preStopRoute: false,
+  telemetry: Object.freeze([]),
+  telemetryTimeout: 5_000
 })
 
 /** Read when `gracePeriod` is not given: the pod spec can pass `terminationGracePeriodSeconds` down with it. */
@@ -140,6 +142,18 @@ function preStopRoute (value: unknown): ResolvedShutdownOptions['preStopRoute'] 
   })
 }
 
+function telemetryTargets (value: unknown): readonly TelemetryTarget[] {
+  if (value === undefined) return DEFAULTS.telemetry
+  const targets = Array.isArray(value) ? value : [value]
+  const valid = targets.every((target) =>
+    typeof target === 'object' && target !== null && typeof target.shutdown === 'function' &&
+    (target.forceFlush === undefined || typeof target.forceFlush === 'function'))
+  if (!valid) {
+    throw new ERR_INVALID_OPTION('telemetry', 'a NodeSDK, a provider, or anything with an async `shutdown()` (or an array of them)', describe(value))
+  }
+  return Object.freeze([...targets])
+}
+
 function gracePeriodFromEnvironment (): number | undefined {
   const seconds = process.env[GRACE_PERIOD_ENV]
   if (seconds === undefined || seconds === '') return undefined
@@ -148,6 +162,23 @@ function gracePeriodFromEnvironment (): number | undefined {
     throw new ERR_INVALID_OPTION(`process.env.${GRACE_PERIOD_ENV}`, 'a non-negative number of seconds', describe(seconds))
   }
   return value * 1000
+}
+
+/**
+ * What the longest shutdown adds up to: the pre-stop window, a drain that runs to its deadline, the telemetry
+ * flush (when there is telemetry), and a force path started by a signal at the last moment.
+ */
+export function budgetTerms (options: ResolvedShutdownOptions): [name: string, ms: number][] {
+  return [
+    ['preStopDelay', options.preStopDelay],
+    ['drainTimeout', options.drainTimeout],
+    ...(options.telemetry.length > 0 ? [['telemetryTimeout', options.telemetryTimeout] as [string, number]] : []),
+    ['forceTimeout', options.forceTimeout]
+  ]
+}
+
+export function worstCaseMs (options: ResolvedShutdownOptions): number {
+  return budgetTerms(options).reduce((sum, [, ms]) => sum + ms, 0)
 }
 
 /** Checks every option once, at register time, and returns the frozen, fully resolved set. */
@@ -173,14 +204,15 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
     retryAfter: retryAfterSeconds(options.retryAfter),
     readiness: probeRoute(options.readiness, 'readiness'),
     liveness: probeRoute(options.liveness, 'liveness'),
-    preStopRoute: preStopRoute(options.preStopRoute)
+    preStopRoute: preStopRoute(options.preStopRoute),
+    telemetry: telemetryTargets(options.telemetry),
+    telemetryTimeout: milliseconds(options, 'telemetryTimeout')
   })
 
-  const worstCase = resolved.preStopDelay + resolved.drainTimeout + resolved.forceTimeout
+  const worstCase = worstCaseMs(resolved)
   if (worstCase > resolved.gracePeriod) {
-    const sum = `\`preStopDelay\` (${resolved.preStopDelay} ms) + \`drainTimeout\` (${resolved.drainTimeout} ms) + ` +
-      `\`forceTimeout\` (${resolved.forceTimeout} ms) = ${worstCase} ms`
-    throw new ERR_BUDGET_EXCEEDED(sum, resolved.gracePeriod)
+    const terms = budgetTerms(resolved).map(([name, ms]) => `\`${name}\` (${ms} ms)`).join(' + ')
+    throw new ERR_BUDGET_EXCEEDED(`${terms} = ${worstCase} ms`, resolved.gracePeriod)
   }
   return resolved
 }

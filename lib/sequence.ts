@@ -1,8 +1,10 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownReport, ShutdownTrigger } from '../types'
+import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownReport, ShutdownTrigger, TelemetryOutcome } from '../types'
 import type { CompletionWatcher } from './completions'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
+import type { ShutdownObservability } from './observability'
+import { shutDownTelemetry } from './telemetry'
 import { STATE, type ShutdownState } from './states'
 
 type ForcedBy = NonNullable<ShutdownReport['forcedBy']>
@@ -51,13 +53,17 @@ export class ShutdownSequence implements DrainGate {
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
   readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
   private closedDirectly = false
+  private cutSpans = 0
+  private telemetry: Promise<TelemetryOutcome> | null = null
+  private telemetryOutcome: TelemetryOutcome | null = null
 
   constructor (
     private readonly fastify: FastifyInstance,
     private readonly options: ResolvedShutdownOptions,
     private readonly connections: ConnectionTracker,
     private readonly completions: CompletionWatcher,
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    private readonly observability: ShutdownObservability | null
   ) {}
 
   /** The promise of the report, once a shutdown has started; null before. */
@@ -110,6 +116,7 @@ export class ShutdownSequence implements DrainGate {
     this.state = this.closedDirectly ? STATE.CLOSING : STATE.PRE_STOP
     this.completions.begin()
     this.connections.closeAfterCurrentResponses()
+    this.observability?.started(trigger, this.connections.inFlight)
     this.completion = new Promise((resolve) => { this.settle = resolve })
     return this.completion
   }
@@ -130,6 +137,7 @@ export class ShutdownSequence implements DrainGate {
     const drainStart = performance.now()
     this.state = STATE.DRAINING
     this.preStopEnded!()
+    this.observability?.enterPhase('draining', this.connections.inFlight)
     this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
     this.completions.reapIdleSockets()
     const inFlight = this.connections.inFlight
@@ -142,9 +150,12 @@ export class ShutdownSequence implements DrainGate {
 
     const closeStart = performance.now()
     this.state = STATE.CLOSING
+    this.observability?.enterPhase('closing', this.connections.inFlight)
     await this.closeFastify()
     if (this.forcedBy !== null) return
     this.phases.closeMs = elapsedSince(closeStart)
+    await this.flushTelemetry(this.options.telemetryTimeout)
+    if (this.forcedBy !== null) return
     this.finish()
   }
 
@@ -154,6 +165,8 @@ export class ShutdownSequence implements DrainGate {
     await this.closeFastify()
     if (this.forcedBy !== null) return
     this.phases.closeMs = elapsedSince(closeStart)
+    await this.flushTelemetry(this.options.telemetryTimeout)
+    if (this.forcedBy !== null) return
     this.finish()
   }
 
@@ -168,10 +181,14 @@ export class ShutdownSequence implements DrainGate {
     this.openRequests = this.connections.openRequests(Date.now())
     this.log.warn({ forcedBy: this.forcedBy, forceTimeoutMs: forceTimeout, openRequests: this.openRequests }, 'forcing shutdown')
 
+    // Telemetry first: the spans of the requests about to be cut are ended and exported, not lost.
+    this.cutSpans += this.observability?.cut(this.connections.openRequestTelemetry()) ?? 0
+    const telemetry = this.flushTelemetry(forceTimeout)
     const bound = new Promise<'timeout'>((resolve) => this.timer(() => resolve('timeout'), forceTimeout))
     const work = (async () => {
       this.connections.destroyAll()
       await this.closeFastify()
+      await telemetry
     })()
     const outcome = await Promise.race([work, bound])
     if (outcome === 'timeout') {
@@ -179,6 +196,24 @@ export class ShutdownSequence implements DrainGate {
     }
     this.phases.forceMs = elapsedSince(forceStart)
     this.finish()
+  }
+
+  /**
+   * Records the shutdown's own spans and metrics, then shuts the telemetry down so they leave with the rest.
+   * Started once; the force path joins a flush already under way.
+   */
+  private flushTelemetry (boundMs: number): Promise<TelemetryOutcome> | null {
+    if (this.options.telemetry.length === 0) return null
+    if (this.telemetry === null) {
+      this.observability?.finished(this.draftReport())
+      const start = performance.now()
+      this.telemetry = shutDownTelemetry(this.options.telemetry, boundMs, this.cutSpans).then((outcome) => {
+        this.phases.telemetryMs = elapsedSince(start)
+        this.telemetryOutcome = outcome
+        return outcome
+      })
+    }
+    return this.telemetry
   }
 
   /** Stops accepting connections; resolves once the last one has ended, which the server itself tells. */
@@ -216,18 +251,13 @@ export class ShutdownSequence implements DrainGate {
     this.timers.clear()
   }
 
-  private finish (): void {
-    if (this.report) return
-    this.clearTimers()
-    this.completions.end()
-    this.state = STATE.CLOSED
+  private draftReport (): Omit<ShutdownReport, 'telemetry'> {
     const forced = this.forcedBy !== null
-    const failed = forced || this.trigger!.type === 'error'
-    this.report = Object.freeze({
+    return {
       trigger: this.trigger!,
       outcome: forced ? 'forced' : 'completed',
       ...(forced ? { forcedBy: this.forcedBy! } : {}),
-      exitCode: failed ? 1 : 0,
+      exitCode: forced || this.trigger!.type === 'error' ? 1 : 0,
       startedAt: this.startedAtIso,
       durationMs: elapsedSince(this.startedAt),
       phases: Object.freeze({ ...this.phases }),
@@ -235,11 +265,33 @@ export class ShutdownSequence implements DrainGate {
       rejectedRequests: this.rejectedRequests,
       openRequests: Object.freeze(this.openRequests),
       errors: Object.freeze([...this.errors])
-    })
+    }
+  }
+
+  private finish (): void {
+    if (this.report) return
+    this.clearTimers()
+    this.completions.end()
+    this.state = STATE.CLOSED
+    const telemetry = this.options.telemetry.length === 0
+      ? {}
+      : { telemetry: this.telemetryOutcome ?? unconfirmedTelemetry(this.options.telemetry.length, this.cutSpans) }
+    this.report = Object.freeze({ ...this.draftReport(), ...telemetry })
     const { trigger, ...fields } = this.report
-    this.log.info({ ...fields, ...triggerFields(trigger) }, forced ? 'shutdown forced' : 'shutdown complete')
+    this.log.info({ ...fields, ...triggerFields(trigger) }, this.forcedBy !== null ? 'shutdown forced' : 'shutdown complete')
     this.settle(this.report)
   }
+}
+
+/** The force path's bound passed while the telemetry was still shutting down. */
+function unconfirmedTelemetry (targets: number, cutSpans: number): TelemetryOutcome {
+  return Object.freeze({
+    confirmed: false,
+    targets,
+    failed: Object.freeze(['the force path ended before the telemetry confirmed']),
+    timedOut: true,
+    cutSpans
+  })
 }
 
 function messageOf (err: unknown): string {

@@ -8,7 +8,7 @@ function appWithGate (state: ShutdownState) {
   const gate: DrainGate = { serving: state === STATE.SERVING, state, rejectedRequests: 0 }
   const app = Fastify()
   let handled = 0
-  app.addHook('onRequest', createDrainHook(gate, 7))
+  app.addHook('onRequest', createDrainHook(gate, 7, null))
   app.get('/work', async () => { handled++; return { ok: true } })
   return { app, gate, handled: () => handled }
 }

@@ -10,7 +10,7 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   t.same(
     { ...options, exit: typeof options.exit },
     { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5,
-      readiness: false, liveness: false, preStopRoute: false }
+      readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000 }
   )
   t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
   t.ok(Object.isFrozen(options))
@@ -42,6 +42,11 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['an open preStop route', { preStopRoute: { path: '/prestop' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute` to be an object naming a `header` or an `allow` list \(an open endpoint would let any client stop the service\)/],
   ['a preStop header without a value', { preStopRoute: { path: '/prestop', header: { name: 'x-token', value: '' } } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.header`/],
   ['a preStop allow-list of host names', { preStopRoute: { path: '/prestop', allow: ['localhost'] } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.allow` to be a non-empty array of IP addresses, got `\["localhost"\]`/],
+  ['telemetry without shutdown()', { telemetry: { forceFlush: async () => {} } }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetry` to be a NodeSDK, a provider, or anything with an async `shutdown\(\)`/],
+  ['a telemetry list with a bad entry', { telemetry: [{ shutdown: async () => {} }, 'sdk'] }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetry`/],
+  ['a negative telemetryTimeout', { telemetryTimeout: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetryTimeout`.*got `-1`/],
+  ['a telemetry flush that does not fit', { telemetry: { shutdown: async () => {} }, drainTimeout: 20_000, telemetryTimeout: 8_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
+    /`preStopDelay` \(0 ms\) \+ `drainTimeout` \(20000 ms\) \+ `telemetryTimeout` \(8000 ms\) \+ `forceTimeout` \(3000 ms\) = 31000 ms exceeds `gracePeriod` \(30000 ms\)/],
   ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/]
 ]

@@ -23,6 +23,15 @@ declare namespace fastifyShutdown {
 
   export type ExitFunction = (code: number) => void
 
+  /**
+   * What the plugin shuts down last: a started `NodeSDK`, a tracer, meter or logger provider, or anything with
+   * an async `shutdown()`.
+   */
+  export interface TelemetryTarget {
+    shutdown (): Promise<unknown>
+    forceFlush? (): Promise<unknown>
+  }
+
   export type ProbeLogLevel = 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
   export interface ProbeRouteOptions {
@@ -111,6 +120,18 @@ declare namespace fastifyShutdown {
      * @default false
      */
     preStopRoute?: PreStopRouteOptions | false
+    /**
+     * Telemetry to shut down once the drain and `fastify.close()` are over, so the spans, metrics and logs of
+     * the last requests and of the shutdown itself are exported. On the force path it is exported first.
+     * @default []
+     */
+    telemetry?: TelemetryTarget | readonly TelemetryTarget[]
+    /**
+     * Bound on shutting `telemetry` down on the scheduled path; past it the process exits anyway and the
+     * report says what was not confirmed.
+     * @default 5000
+     */
+    telemetryTimeout?: number
   }
 
   export interface ResolvedShutdownOptions {
@@ -124,6 +145,8 @@ declare namespace fastifyShutdown {
     readonly retryAfter: number
     readonly readiness: Readonly<Required<ProbeRouteOptions>> | false
     readonly liveness: Readonly<Required<ProbeRouteOptions>> | false
+    readonly telemetry: readonly TelemetryTarget[]
+    readonly telemetryTimeout: number
     readonly preStopRoute: Readonly<ProbeRouteOptions & Required<Pick<ProbeRouteOptions, 'logLevel'>> & Pick<PreStopRouteOptions, 'header' | 'allow'>> | false
   }
 
@@ -151,6 +174,20 @@ declare namespace fastifyShutdown {
     readonly closeMs?: number
     /** The force path, from its start to the end. */
     readonly forceMs?: number
+    /** Shutting the telemetry targets down, on the scheduled path. */
+    readonly telemetryMs?: number
+  }
+
+  export interface TelemetryOutcome {
+    /** Every target's `shutdown()` resolved within its bound: everything recorded was exported. */
+    readonly confirmed: boolean
+    readonly targets: number
+    /** Targets whose `shutdown()` rejected, with the reason. */
+    readonly failed: readonly string[]
+    /** The bound passed before every target had confirmed. */
+    readonly timedOut: boolean
+    /** Spans of requests still open when the force path ran, ended and marked `fastify_shutdown.cut`. */
+    readonly cutSpans: number
   }
 
   export interface ShutdownReport {
@@ -169,6 +206,8 @@ declare namespace fastifyShutdown {
     readonly rejectedRequests: number
     /** Requests still open when the force path cut them off; empty when none were. */
     readonly openRequests: readonly OpenRequest[]
+    /** How shutting the telemetry down went; absent when no `telemetry` was given. */
+    readonly telemetry?: TelemetryOutcome
     /** Failures met on the way (an onClose hook that threw, ...); the shutdown went on. */
     readonly errors: readonly string[]
   }
