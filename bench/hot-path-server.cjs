@@ -4,8 +4,16 @@ const Fastify = require('fastify')
 
 const variant = process.argv[2]
 const app = Fastify()
-if (variant === 'shutdown') app.register(require('..'), { handleSignals: false, exit: false })
+if (variant === 'shutdown') app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), { handleSignals: false, exit: false })
 if (variant === 'under-pressure') app.register(require('@fastify/under-pressure'))
+if (variant === 'flag-hook') {
+  // The floor for any drain hook: an onRequest hook that reads one flag.
+  const gate = { serving: true }
+  app.addHook('onRequest', (request, reply, done) => {
+    if (gate.serving) { done(); return }
+    reply.code(503).send()
+  })
+}
 app.get('/', async () => ({ hello: 'world' }))
 app.get('/exit', (_request, reply) => {
   reply.raw.on('finish', () => process.exit(0))

@@ -3,65 +3,77 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { KILL_MARGIN_MS } from '../lib/budget'
-import { resolveOptions } from '../lib/options'
+import { resolveOptions, worstCaseMs } from '../lib/options'
 import type { FastifyShutdownOptions } from '../types'
 
 const k8s = join(__dirname, '..', 'example-app', 'k8s')
 const manifest = (name: string): any => parse(readFileSync(join(k8s, name), 'utf8'))
 
-const deployment = manifest('deployment.yaml')
-const pod = deployment.spec.template.spec
-const container = pod.containers[0]
-const env: Record<string, string> = Object.fromEntries(container.env.map(({ name, value }: { name: string, value: string }) => [name, value]))
+const deployments = ['deployment.yaml', 'alternatives/deployment-in-app-delay.yaml', 'alternatives/deployment-prestop-httpget.yaml']
 
-async function appOptions (): Promise<FastifyShutdownOptions> {
-  const { shutdownOptions } = await import('../example-app/config.mjs' as string)
-  return shutdownOptions(env)
+for (const file of deployments) {
+  const deployment = manifest(file)
+  const pod = deployment.spec.template.spec
+  const container = pod.containers[0]
+  const env: Record<string, string> = Object.fromEntries(container.env.map(({ name, value }: { name: string, value: string }) => [name, value]))
+  const preStopSleepMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000
+
+  async function appOptions (): Promise<FastifyShutdownOptions> {
+    const { shutdownOptions } = await import('../example-app/config.mjs' as string)
+    return shutdownOptions(env)
+  }
+
+  test(`${file}: the grace period the plugin budgets for is the pod's own`, async (t) => {
+    t.equal(Number(env.TERMINATION_GRACE_PERIOD_SECONDS), pod.terminationGracePeriodSeconds)
+  })
+
+  test(`${file}: preStop wait + drain + force + margin fit in terminationGracePeriodSeconds`, async (t) => {
+    const saved = process.env.TERMINATION_GRACE_PERIOD_SECONDS
+    process.env.TERMINATION_GRACE_PERIOD_SECONDS = env.TERMINATION_GRACE_PERIOD_SECONDS
+    t.teardown(() => { if (saved === undefined) delete process.env.TERMINATION_GRACE_PERIOD_SECONDS; else process.env.TERMINATION_GRACE_PERIOD_SECONDS = saved })
+    const options = resolveOptions(await appOptions())
+    const total = preStopSleepMs + worstCaseMs(options)
+    t.ok(total + KILL_MARGIN_MS <= pod.terminationGracePeriodSeconds * 1000,
+      `${total} ms worst case + ${KILL_MARGIN_MS} ms margin within ${pod.terminationGracePeriodSeconds} s`)
+  })
+
+  test(`${file}: the wait before the listener closes is counted once, and outlasts endpoint removal`, async (t) => {
+    const options = resolveOptions(await appOptions())
+    t.ok(preStopSleepMs === 0 || options.preStopDelay === 0, 'a preStop sleep and an in-app delay would wait twice')
+    const { periodSeconds, failureThreshold } = container.readinessProbe
+    const unreadyWithinMs = periodSeconds * failureThreshold * 1000
+    t.ok(preStopSleepMs + options.preStopDelay >= unreadyWithinMs,
+      `the kubelet sees the pod unready within ${unreadyWithinMs} ms, before the listener closes`)
+  })
+
+  test(`${file}: the probes point at the plugin's readiness and liveness routes`, async (t) => {
+    const options = await appOptions()
+    t.equal(container.readinessProbe.httpGet.path, (options.readiness as { path: string }).path)
+    t.equal(container.livenessProbe.httpGet.path, (options.liveness as { path: string }).path)
+    t.ok(container.livenessProbe.periodSeconds * container.livenessProbe.failureThreshold >= pod.terminationGracePeriodSeconds,
+      'liveness cannot fail its way to a restart while the pod drains')
+  })
+
+  const hook = container.lifecycle?.preStop?.httpGet
+  if (hook !== undefined) {
+    test(`${file}: the preStop httpGet hook calls the plugin's guarded route with its token`, async (t) => {
+      const { preStopRoute } = await appOptions() as { preStopRoute: { path: string, header: { name: string, value: string } } }
+      t.equal(hook.path, preStopRoute.path)
+      t.same(hook.httpHeaders, [{ name: preStopRoute.header.name, value: preStopRoute.header.value }])
+    })
+  }
+
+  test(`${file}: Service and PodDisruptionBudget select its pods, ports agree`, async (t) => {
+    const service = manifest('service.yaml')
+    const pdb = manifest('pdb.yaml')
+    const labels = deployment.spec.template.metadata.labels
+    t.match(labels, service.spec.selector)
+    t.match(labels, pdb.spec.selector.matchLabels)
+    t.equal(service.spec.ports[0].targetPort, container.ports[0].name)
+    t.equal(String(container.ports[0].containerPort), env.PORT)
+    t.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0)
+  })
 }
-
-test('the grace period the plugin budgets for is the pod\'s own', async (t) => {
-  t.equal(Number(env.TERMINATION_GRACE_PERIOD_SECONDS), pod.terminationGracePeriodSeconds)
-})
-
-test('preStop wait + drain + force + margin fit in terminationGracePeriodSeconds', async (t) => {
-  const saved = process.env.TERMINATION_GRACE_PERIOD_SECONDS
-  process.env.TERMINATION_GRACE_PERIOD_SECONDS = env.TERMINATION_GRACE_PERIOD_SECONDS
-  t.teardown(() => { if (saved === undefined) delete process.env.TERMINATION_GRACE_PERIOD_SECONDS; else process.env.TERMINATION_GRACE_PERIOD_SECONDS = saved })
-  const options = resolveOptions(await appOptions())
-  const preStopSleepMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000
-  const worstCaseMs = preStopSleepMs + options.preStopDelay + options.drainTimeout + options.forceTimeout
-  t.ok(worstCaseMs + KILL_MARGIN_MS <= pod.terminationGracePeriodSeconds * 1000,
-    `${worstCaseMs} ms worst case + ${KILL_MARGIN_MS} ms margin within ${pod.terminationGracePeriodSeconds} s`)
-})
-
-test('the wait before the listener closes is counted once, and outlasts endpoint removal', async (t) => {
-  const options = resolveOptions(await appOptions())
-  const preStopSleepMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000
-  t.ok(preStopSleepMs === 0 || options.preStopDelay === 0, 'a preStop sleep and an in-app delay would wait twice')
-  const { periodSeconds, failureThreshold } = container.readinessProbe
-  const unreadyWithinMs = periodSeconds * failureThreshold * 1000
-  t.ok(preStopSleepMs + options.preStopDelay >= unreadyWithinMs,
-    `the kubelet sees the pod unready within ${unreadyWithinMs} ms, before the listener closes`)
-})
-
-test('the probes point at the plugin\'s readiness and liveness routes', async (t) => {
-  const options = await appOptions()
-  t.equal(container.readinessProbe.httpGet.path, (options.readiness as { path: string }).path)
-  t.equal(container.livenessProbe.httpGet.path, (options.liveness as { path: string }).path)
-  t.ok(container.livenessProbe.periodSeconds * container.livenessProbe.failureThreshold >= pod.terminationGracePeriodSeconds,
-    'liveness cannot fail its way to a restart while the pod drains')
-})
-
-test('Service, PodDisruptionBudget and Deployment agree on labels and ports', async (t) => {
-  const service = manifest('service.yaml')
-  const pdb = manifest('pdb.yaml')
-  const labels = deployment.spec.template.metadata.labels
-  t.match(labels, service.spec.selector)
-  t.match(labels, pdb.spec.selector.matchLabels)
-  t.equal(service.spec.ports[0].targetPort, container.ports[0].name)
-  t.equal(String(container.ports[0].containerPort), env.PORT)
-  t.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0)
-})
 
 test('the image runs node as PID 1 and stops it with SIGTERM', async (t) => {
   const dockerfile = readFileSync(join(__dirname, '..', 'example-app', 'Dockerfile'), 'utf8')
