@@ -17,12 +17,12 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
   await app.register(fastifyShutdown, { ...shutdownOptions(), ...shutdown })
 
   // Load shedding next to shutdown: /status turns 503 under pressure and, through healthCheck, once a
-  // shutdown starts.
+  // shutdown starts. No healthCheckInterval: with one, under-pressure answers 503 on every route once the
+  // check fails, and the pre-stop window must keep serving.
   await app.register(underPressure, {
     maxEventLoopDelay: 1000,
     exposeStatusRoute: '/status',
-    healthCheck: async () => app.shutdown.ready,
-    healthCheckInterval: 5000
+    healthCheck: async () => app.shutdown.ready
   })
 
   // Runs after the drain: every request that was in flight has had its answer.

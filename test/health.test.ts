@@ -105,18 +105,21 @@ test('the grace period comes from TERMINATION_GRACE_PERIOD_SECONDS when not give
   })
 })
 
-test('@fastify/under-pressure reports unhealthy once a shutdown starts, beside its own checks', async (t) => {
+test('@fastify/under-pressure reports unhealthy once a shutdown starts, while every other route still serves', async (t) => {
   const fastify = Fastify()
   await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, preStopDelay: 60_000, gracePeriod: Infinity })
   await fastify.register(underPressure, {
     exposeStatusRoute: '/status',
-    healthCheck: async () => fastify.shutdown.ready,
-    healthCheckInterval: 60_000
+    healthCheck: async () => fastify.shutdown.ready
   })
+  fastify.get('/work', async () => ({ ok: true }))
   t.teardown(() => fastify.close())
   t.equal((await fastify.inject('/status')).statusCode, 200)
   const report = fastify.shutdown.start()
   t.equal((await fastify.inject('/status')).statusCode, 503)
+  t.equal((await fastify.inject('/work')).statusCode, 200, 'the pre-stop window keeps serving')
+  t.equal((await fastify.inject('/status')).statusCode, 503)
+  t.equal((await fastify.inject('/work')).statusCode, 200, 'a failed health check does not shed every route')
   void fastify.shutdown.force()
   await report
 })
