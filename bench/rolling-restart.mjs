@@ -1,0 +1,79 @@
+// The rolling restart of test/rolling/rolling-restart.test.ts from the command line: N replicas behind a real
+// HAProxy under keep-alive load, each replaced in turn the way Kubernetes does it, once with fastify-shutdown
+// (example-app/server.mjs) and once with close-with-grace + fastify.close() (the baseline), then a table.
+//
+//   npm run build && node bench/rolling-restart.mjs [options]
+//
+//   --scenario plugin,baseline   which to run (default both, in that order)
+//   --restarts 5                 replicas replaced, one after another
+//   --pre-stop 1500              the plugin's preStopDelay (PRE_STOP_DELAY_MS), ms
+//   --lags 1000,1250,...         endpoint propagation lag of each restart in turn, ms
+//   --check-path /health         what HAProxy's health check asks (/livez: only a closed listener fails it)
+//   --check-interval 500         HAProxy's health check interval, ms
+//   --slow 300,800               range of the slow requests, ms;  --long 2000,3000  the long ones
+//   --script path                run this app instead of the example app (same routes, env and IPC message)
+//   --json                       print every result as JSON after the table (failures on the timeline,
+//                                HAProxy's log of abnormal requests, each replica's report)
+//
+// Needs haproxy (`apt-get install -y haproxy`). Everything listens on 127.0.0.1 and stops by itself.
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { APPS, DEFAULTS, formatTable, haproxyVersion, runRollingRestart } from '../test/helpers/rolling/index.mjs'
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'plugin,baseline' },
+    restarts: { type: 'string' },
+    'pre-stop': { type: 'string' },
+    lags: { type: 'string' },
+    'check-path': { type: 'string' },
+    'check-interval': { type: 'string' },
+    slow: { type: 'string' },
+    long: { type: 'string' },
+    script: { type: 'string' },
+    json: { type: 'boolean', default: false }
+  }
+})
+
+const numbers = (name, text) => {
+  const list = text.split(',').map(Number)
+  if (list.some((n) => !Number.isFinite(n) || n < 0)) throw new TypeError(`Expected --${name} to be comma-separated milliseconds, got "${text}"`)
+  return list
+}
+
+const overrides = {}
+if (values.restarts !== undefined) overrides.restarts = numbers('restarts', values.restarts)[0]
+if (values['pre-stop'] !== undefined) overrides.preStopDelayMs = numbers('pre-stop', values['pre-stop'])[0]
+if (values.lags !== undefined) overrides.lagsMs = numbers('lags', values.lags)
+if (values['check-path'] !== undefined) overrides.checkPath = values['check-path']
+if (values['check-interval'] !== undefined) overrides.checkIntervalMs = numbers('check-interval', values['check-interval'])[0]
+if (values.slow !== undefined) overrides.slowMs = numbers('slow', values.slow)
+if (values.long !== undefined) overrides.longMs = numbers('long', values.long)
+
+const version = haproxyVersion()
+if (version === null) {
+  console.error('haproxy is not installed: apt-get install -y haproxy')
+  process.exit(1)
+}
+if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
+  console.error('dist/ is missing: npm run build (the example app imports the built package)')
+  process.exit(1)
+}
+
+const scenarios = values.scenario.split(',')
+for (const scenario of scenarios) {
+  if (!(scenario in APPS)) throw new TypeError(`Expected --scenario to list ${Object.keys(APPS).join(', ')}, got "${scenario}"`)
+}
+
+console.error(`${version}; ${JSON.stringify({ ...DEFAULTS, ...overrides })}`)
+const results = []
+for (const app of scenarios) {
+  results.push(await runRollingRestart({ app, script: app === 'plugin' ? values.script : undefined, log: (line) => console.error(line), ...overrides }))
+}
+
+console.log(formatTable(results))
+for (const result of results) {
+  console.log(`${result.scenario}: failures ${JSON.stringify(result.failureKinds)}; p50 ${result.latencyMs.p50} ms, p99 fast ${result.latencyMs.fastP99} / slow ${result.latencyMs.slowP99} / long ${result.latencyMs.longP99} ms`)
+}
+if (values.json) console.log(JSON.stringify(results, null, 2))
+process.exitCode = results.some((r) => r.scenario === 'plugin' && r.non2xx + r.connectionErrors > 0) ? 1 : 0
