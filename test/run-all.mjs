@@ -17,21 +17,28 @@ function run (command, args) {
 }
 
 const types = await run('npx', ['tstyche'])
-const typeTests = /Tests:\s+(?:(\d+) failed, )?(\d+) passed/.exec(types.output)
-const tap = await run('npx', ['tap'])
-const tapSummary = [...tap.output.matchAll(/# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/g)].at(-1)
+// The rolling restarts load both cores for a minute: alone, they cannot skew the timing of other tests.
+const suites = [
+  await run('npx', ['tap', '--exclude', 'test/rolling/**']),
+  await run('npx', ['tap', 'test/rolling'])
+]
 
 let passed = 0
 let failed = 0
+const typeTests = /Tests:\s+(?:(\d+) failed, )?(\d+) passed/.exec(types.output)
 if (typeTests) {
   passed += Number(typeTests[2])
   failed += Number(typeTests[1] ?? 0)
 } else if (types.code !== 0) failed++
-if (tapSummary) {
-  passed += Number(tapSummary[2])
-  failed += Number(tapSummary[1]) - Number(tapSummary[2])
-} else failed++
-if (types.code !== 0 || tap.code !== 0) failed = Math.max(failed, 1)
+for (const suite of suites) {
+  const summary = [...suite.output.matchAll(/# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/g)].at(-1)
+  if (summary) {
+    passed += Number(summary[2])
+    failed += Number(summary[1]) - Number(summary[2])
+  } else failed++
+  if (suite.code !== 0) failed = Math.max(failed, 1)
+}
+if (types.code !== 0) failed = Math.max(failed, 1)
 
 console.log(`${passed} passed, ${failed} failed`)
 process.exitCode = failed === 0 ? 0 : 1
