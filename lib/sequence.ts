@@ -138,7 +138,7 @@ export class ShutdownSequence implements DrainGate {
     this.state = STATE.DRAINING
     this.preStopEnded!()
     this.observability?.enterPhase('draining', this.connections.inFlight)
-    this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
+    const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
     this.completions.reapIdleSockets()
     const inFlight = this.connections.inFlight
     const listenerClosed = this.closeListener()
@@ -154,6 +154,8 @@ export class ShutdownSequence implements DrainGate {
     await this.closeFastify()
     if (this.forcedBy !== null) return
     this.phases.closeMs = elapsedSince(closeStart)
+    // The drain and the close are done: from here the telemetry flush has its own bound.
+    this.clearTimer(drainDeadline)
     await this.flushTelemetry(this.options.telemetryTimeout)
     if (this.forcedBy !== null) return
     this.finish()
@@ -238,12 +240,18 @@ export class ShutdownSequence implements DrainGate {
    * Shutdown timers stay referenced: they are what guarantees the end. An unreferenced deadline would let
    * the process exit 0 silently when a stuck hook leaves nothing else on the event loop.
    */
-  private timer (fn: () => void, ms: number): void {
+  private timer (fn: () => void, ms: number): NodeJS.Timeout {
     const timer = setTimeout(() => {
       this.timers.delete(timer)
       fn()
     }, ms)
     this.timers.add(timer)
+    return timer
+  }
+
+  private clearTimer (timer: NodeJS.Timeout): void {
+    clearTimeout(timer)
+    this.timers.delete(timer)
   }
 
   private clearTimers (): void {
