@@ -1,4 +1,5 @@
 import type * as OtelApi from '@opentelemetry/api'
+import type * as OtelLogsApi from '@opentelemetry/api-logs'
 import type { FastifyRequest } from 'fastify'
 import type { ShutdownReport, ShutdownTrigger } from '../types'
 
@@ -11,10 +12,10 @@ export const CUT_ATTRIBUTE = 'fastify_shutdown.cut'
  */
 const RPC_METADATA = Symbol.for('OpenTelemetry SDK Context Key RPC_METADATA')
 
-/** The OpenTelemetry API, when the app has it (an optional peer dependency: the SDK brings it). */
-function loadApi (): typeof OtelApi | null {
+/** An optional peer dependency, when the app has it: the SDK brings both the API and the logs API. */
+function optional<T> (name: string): T | null {
   try {
-    return require('@opentelemetry/api')
+    return require(name) as T
   } catch {
     return null
   }
@@ -40,7 +41,7 @@ export class ShutdownObservability {
   private readonly duration: OtelApi.Histogram
   private readonly drainDuration: OtelApi.Histogram
 
-  private constructor (private readonly api: typeof OtelApi) {
+  private constructor (private readonly api: typeof OtelApi, private readonly logsApi: typeof OtelLogsApi | null) {
     this.tracer = api.trace.getTracer('fastify-shutdown')
     const meter = api.metrics.getMeter('fastify-shutdown')
     this.inFlight = meter.createGauge('fastify_shutdown.requests.in_flight', { unit: '{request}', description: 'Requests being handled when a shutdown phase began' })
@@ -52,8 +53,8 @@ export class ShutdownObservability {
 
   /** Null when the OpenTelemetry API is not installed: then there is nothing to observe with. */
   static create (): ShutdownObservability | null {
-    const api = loadApi()
-    return api === null ? null : new ShutdownObservability(api)
+    const api = optional<typeof OtelApi>('@opentelemetry/api')
+    return api === null ? null : new ShutdownObservability(api, optional<typeof OtelLogsApi>('@opentelemetry/api-logs'))
   }
 
   /** The active context, noted per request by the drain hook. */
@@ -117,7 +118,30 @@ export class ShutdownObservability {
       this.root.addEvent('open request', { 'http.request.method': open.method, 'url.path': open.url, 'http.route': open.route ?? '', 'fastify_shutdown.age_ms': open.ageMs })
     }
     if (forced) this.root.setStatus({ code: this.api.SpanStatusCode.ERROR, message: `forced: ${report.forcedBy}` })
+    this.emitReportRecord(report)
     this.root.end()
     this.root = null
+  }
+
+  /**
+   * The report as a log record, emitted before the final flush so it leaves with it. The pino line comes
+   * after the flush (it carries the flush's outcome), too late for any log bridge to export.
+   */
+  private emitReportRecord (report: Omit<ShutdownReport, 'telemetry'>): void {
+    if (this.logsApi === null || this.root === null) return
+    const { trigger, phases, openRequests, errors, ...fields } = report
+    this.logsApi.logs.getLogger('fastify-shutdown').emit({
+      severityNumber: report.outcome === 'forced' ? this.logsApi.SeverityNumber.WARN : this.logsApi.SeverityNumber.INFO,
+      severityText: report.outcome === 'forced' ? 'WARN' : 'INFO',
+      body: report.outcome === 'forced' ? 'shutdown forced' : 'shutdown complete',
+      context: this.api.trace.setSpan(this.api.context.active(), this.root),
+      attributes: {
+        ...Object.fromEntries(Object.entries(fields).map(([key, value]) => [`fastify_shutdown.${key}`, value as string | number])),
+        'fastify_shutdown.trigger': trigger.type,
+        ...Object.fromEntries(Object.entries(phases).map(([key, value]) => [`fastify_shutdown.phases.${key}`, value])),
+        'fastify_shutdown.open_requests': openRequests.map((open) => `${open.method} ${open.url} (${open.route ?? 'no route'}, ${open.ageMs} ms)`),
+        'fastify_shutdown.errors': [...errors]
+      }
+    })
   }
 }
