@@ -45,3 +45,25 @@ test('no warning when the plugin is alone, or when the app owns its signals', as
     t.same(lines.filter((line) => line.level === 40), [], `handleSignals: ${handleSignals}`)
   }
 })
+
+test('a SIGTERM listener that shuts an SDK down, as OpenTelemetry\'s register script does, gets its own warning', async (t) => {
+  withoutRunnerListeners(t)
+  const sdk = { shutdown: async () => {} }
+  // The shape of @opentelemetry/auto-instrumentations-node/register's listener.
+  async function shutdown (): Promise<void> {
+    await sdk.shutdown()
+  }
+  process.on('SIGTERM', shutdown)
+  t.teardown(() => process.removeListener('SIGTERM', shutdown))
+
+  const { stream, lines } = logCapture()
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  await app.register(fastifyShutdown, { exit: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  t.match(lines.filter((line) => line.level === 40), [{
+    signal: 'SIGTERM',
+    listeners: ['shutdown'],
+    msg: /another SIGTERM listener shuts telemetry down at once.*pass the SDK as the `telemetry` option instead/
+  }])
+})
