@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { get, keepAliveAgent } from '../helpers/http'
+import { secondSignalWhileStuck } from '../helpers/scenarios'
 import { holdRequests, INSTRUMENTATIONS, points, serverSpan, startOtelApp, telemetryReport } from '../helpers/otel/app'
 import { OtlpReceiver } from '../helpers/otel/receiver'
 
@@ -85,14 +86,7 @@ test('a second SIGTERM with a receiver that never answers: the export is bounded
     telemetry: true,
     shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS }
   })
-  const stuck = get(keepAliveAgent(t), child.port, '/stuck/0')
-  await child.message((m) => m.type === 'handling' && m.id === '0', 'the handler of /stuck/0')
-
-  child.signal('SIGTERM')
-  await child.log('listener closed, draining')
-  const secondAt = child.signal('SIGTERM')
-  await t.rejects(stuck.response, { code: 'ECONNRESET' })
-  const exit = await child.exited()
+  const { secondAt, exit } = await secondSignalWhileStuck(t, child, '0')
   t.equal(exit.code, 1)
   const elapsed = exit.at - secondAt
   t.ok(elapsed < FORCE_MS + MARGIN_MS, `exited ${Math.round(elapsed)} ms after the second signal (forceTimeout ${FORCE_MS} ms)`)

@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import { startFixture, type LogLine } from '../helpers/child'
 import { get, keepAliveAgent } from '../helpers/http'
+import { secondSignalWhileStuck } from '../helpers/scenarios'
 
 const DRAIN_MS = 500
 const FORCE_MS = 1000
@@ -59,15 +60,7 @@ test('a stuck handler forces the shutdown at drainTimeout: exit 1, the report na
 
 test('a second SIGTERM while a handler is stuck exits 1 within forceTimeout', async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
-  const stuck = get(keepAliveAgent(t), child.port, '/stuck/7')
-  await child.message((m) => m.type === 'handling' && m.id === '7', 'the handler of /stuck/7')
-
-  child.signal('SIGTERM')
-  await child.log('listener closed, draining')
-  const secondAt = child.signal('SIGTERM')
-
-  await t.rejects(stuck.response, { code: 'ECONNRESET' })
-  const exit = await child.exited()
+  const { secondAt, exit } = await secondSignalWhileStuck(t, child, '7')
   t.equal(exit.code, 1)
   t.ok(exit.at - secondAt < FORCE_MS + MARGIN_MS, `exited ${Math.round(exit.at - secondAt)} ms after the second signal (forceTimeout ${FORCE_MS} ms)`)
   const report = await child.report()
@@ -78,15 +71,7 @@ test('a second SIGTERM while a handler is stuck exits 1 within forceTimeout', as
 
 test('SIGINT then SIGTERM counts as two signals: the force path, exit 1', async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
-  const stuck = get(keepAliveAgent(t), child.port, '/stuck/1')
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /stuck/1')
-
-  child.signal('SIGINT')
-  await child.log('listener closed, draining')
-  const secondAt = child.signal('SIGTERM')
-
-  await t.rejects(stuck.response, { code: 'ECONNRESET' })
-  const exit = await child.exited()
+  const { secondAt, exit } = await secondSignalWhileStuck(t, child, '1', ['SIGINT', 'SIGTERM'])
   t.equal(exit.code, 1)
   t.equal(exit.signal, null, 'the process exited by itself, not by the default SIGTERM action')
   t.ok(exit.at - secondAt < FORCE_MS + MARGIN_MS, `exited ${Math.round(exit.at - secondAt)} ms after SIGTERM`)

@@ -1,0 +1,22 @@
+import type { Test } from 'tap'
+import type { Child, Exit } from './child'
+import { get, keepAliveAgent } from './http'
+
+/**
+ * A handler stuck on `/stuck/<id>`, a first signal, and a second one once the listener has closed: the
+ * force path. Resolves when the child has exited, with when the second signal was sent.
+ */
+export async function secondSignalWhileStuck (
+  t: Test,
+  child: Child,
+  id: string,
+  [first, second]: [NodeJS.Signals, NodeJS.Signals] = ['SIGTERM', 'SIGTERM']
+): Promise<{ secondAt: number, exit: Exit }> {
+  const stuck = get(keepAliveAgent(t), child.port, `/stuck/${id}`)
+  await child.message((m) => m.type === 'handling' && m.id === id, `the handler of /stuck/${id}`)
+  child.signal(first)
+  await child.log('listener closed, draining')
+  const secondAt = child.signal(second)
+  await t.rejects(stuck.response, { code: 'ECONNRESET' }, 'the stuck request is cut off')
+  return { secondAt, exit: await child.exited() }
+}
