@@ -11,7 +11,7 @@ type ForcedBy = NonNullable<ShutdownReport['forcedBy']>
 
 const elapsedSince = (start: number): number => Math.round(performance.now() - start)
 
-export function describeTrigger (trigger: ShutdownTrigger): Record<string, unknown> {
+function describeTrigger (trigger: ShutdownTrigger): Record<string, unknown> {
   switch (trigger.type) {
     case 'signal': return { type: 'signal', signal: trigger.signal }
     case 'manual': return { type: 'manual', reason: trigger.reason }
@@ -74,7 +74,7 @@ export class ShutdownSequence implements DrainGate {
   run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
     if (this.completion) return this.completion
     const completion = this.begin(trigger)
-    const steps = this.closedDirectly ? this.afterDirectClose() : this.scheduled()
+    const steps = this.closedDirectly ? this.closeThenReport() : this.scheduled()
     steps.catch((err: unknown) => {
       this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
@@ -148,25 +148,22 @@ export class ShutdownSequence implements DrainGate {
     this.phases.drainMs = elapsedSince(drainStart)
     this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.completions.completed, rejectedRequests: this.rejectedRequests }, 'drained')
 
-    const closeStart = performance.now()
     this.state = STATE.CLOSING
     this.observability?.enterPhase('closing', this.connections.inFlight)
+    await this.closeThenReport(drainDeadline)
+  }
+
+  /**
+   * `fastify.close()`, the telemetry flush, the report. After a direct `fastify.close()` it is all that is
+   * left: nothing to drain.
+   */
+  private async closeThenReport (drainDeadline?: NodeJS.Timeout): Promise<void> {
+    const closeStart = performance.now()
     await this.closeFastify()
     if (this.forcedBy !== null) return
     this.phases.closeMs = elapsedSince(closeStart)
     // The drain and the close are done: from here the telemetry flush has its own bound.
-    this.clearTimer(drainDeadline)
-    await this.flushTelemetry(this.options.telemetryTimeout)
-    if (this.forcedBy !== null) return
-    this.finish()
-  }
-
-  /** The app closed Fastify itself before any shutdown: there is nothing left to drain, only to report. */
-  private async afterDirectClose (): Promise<void> {
-    const closeStart = performance.now()
-    await this.closeFastify()
-    if (this.forcedBy !== null) return
-    this.phases.closeMs = elapsedSince(closeStart)
+    if (drainDeadline !== undefined) this.clearTimer(drainDeadline)
     await this.flushTelemetry(this.options.telemetryTimeout)
     if (this.forcedBy !== null) return
     this.finish()
