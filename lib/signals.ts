@@ -74,8 +74,8 @@ class SignalHub {
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     const trigger: ShutdownTrigger = { type: 'signal', signal }
     const concerned = [...this.participants].filter((participant) => participant.signals.includes(signal))
-    for (const participant of concerned) participant.warnForeignListeners(signal)
     if (this.firstTrigger === null) {
+      for (const participant of concerned) participant.warnForeignListeners(signal)
       this.firstTrigger = trigger
       this.graceful!.close()
       return
