@@ -10,10 +10,16 @@ function envMs (env, name) {
   return Number.isNaN(ms) ? value : ms
 }
 
-export function shutdownOptions (env = process.env) {
+/**
+ * @param env the environment: PRE_STOP_DELAY_MS, DRAIN_TIMEOUT_MS, TELEMETRY_TIMEOUT_MS, PRESTOP_TOKEN
+ * @param telemetry the started OpenTelemetry SDK (telemetry.mjs), shut down last; null when telemetry is off
+ */
+export function shutdownOptions (env = process.env, telemetry = null) {
   return {
     preStopDelay: envMs(env, 'PRE_STOP_DELAY_MS'),
     drainTimeout: envMs(env, 'DRAIN_TIMEOUT_MS'),
+    // Only with an SDK: then the flush's bound is part of the shutdown's budget (see the k8s manifests).
+    ...(telemetry === null ? {} : { telemetry, telemetryTimeout: envMs(env, 'TELEMETRY_TIMEOUT_MS') }),
     readiness: { path: '/readyz' },
     liveness: { path: '/livez' },
     // Kubernetes way (c): a preStop httpGet hook that sends this token. Off unless the pod spec sets one.

@@ -1,7 +1,10 @@
-// Starts example-app/server.mjs as a real child process, drives real keep-alive traffic at it, sends SIGTERM
-// in the middle of three slow requests and prints what happened, in milliseconds from the SIGTERM.
-// Exits 0 when the server exited 0 and every slow request was answered 200; 1 otherwise.
+// Starts example-app/server.mjs as a real child process with OpenTelemetry on, drives real keep-alive traffic
+// at it, sends SIGTERM in the middle of three slow requests and prints what happened, in milliseconds from
+// the SIGTERM. The server exports its traces, metrics and logs to a small OTLP/HTTP receiver in this process.
+// Exits 0 when the server exited 0, every slow request was answered 200, the spans of the slow requests and
+// the shutdown's own span arrived, and the report says the telemetry flush was confirmed; 1 otherwise.
 import { fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { createInterface } from 'node:readline'
@@ -18,8 +21,10 @@ const WARMUP_MS = 200 // traffic before the slow requests start
 const HEALTH_EVERY_MS = 25 // a load balancer's readiness probe, much faster than a real one
 const REQUEST_TIMEOUT_MS = 3000
 const DEMO_TIMEOUT_MS = 9000 // past it the child is killed and the demo fails
+const EXPORT_GAP_MS = 50 // exports arriving closer together than this are one flush or batch in the timeline
 
 const serverPath = fileURLToPath(new URL('./server.mjs', import.meta.url))
+const telemetryPath = fileURLToPath(new URL('./telemetry.mjs', import.meta.url))
 const startedAt = Date.now()
 process.exitCode = 1 // until the demo has passed: a run that dies or stalls on the way must not report success
 // Events in one millisecond keep cause before effect: SIGTERM, then the server's lines, then what the client saw.
@@ -28,9 +33,60 @@ const events = [] // { at: epoch ms, text, rank }
 const note = (text, at = Date.now(), rank = RANK.client) => events.push({ at, text, rank })
 const serverNote = (text, at) => note(text, at, RANK.server)
 
+const OTLP_PATHS = ['/v1/traces', '/v1/metrics', '/v1/logs']
+const METRIC_TYPES = ['sum', 'gauge', 'histogram', 'exponentialHistogram', 'summary']
+const exportsReceived = [] // { at, path, spans: [{ name, scope, traceId, kind }], dataPoints, logRecords }
+const receiverErrors = []
+
+/**
+ * An OTLP/HTTP receiver, JSON only: keeps what each export carried and when it arrived, and answers 200 `{}`
+ * (an empty Export*ServiceResponse). Enough to see what the server's telemetry flush delivered.
+ */
+const receiver = http.createServer((req, res) => {
+  const chunks = []
+  req.on('data', (chunk) => chunks.push(chunk))
+  req.on('end', () => {
+    let body
+    try {
+      if (req.method !== 'POST' || !OTLP_PATHS.includes(req.url)) throw new Error('not an OTLP/HTTP endpoint')
+      if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new Error(`content type ${req.headers['content-type']}, expected application/json`)
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    } catch (err) {
+      receiverErrors.push(`${req.method} ${req.url}: ${err.message}`)
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ message: err.message }))
+      return
+    }
+    const received = { at: Date.now(), path: req.url, spans: [], dataPoints: 0, logRecords: 0 }
+    for (const { scopeSpans = [] } of body.resourceSpans ?? []) {
+      for (const { scope, spans = [] } of scopeSpans) {
+        for (const { name, traceId, kind } of spans) received.spans.push({ name, scope: scope?.name, traceId, kind })
+      }
+    }
+    for (const { scopeMetrics = [] } of body.resourceMetrics ?? []) {
+      for (const { metrics = [] } of scopeMetrics) {
+        for (const metric of metrics) received.dataPoints += METRIC_TYPES.reduce((n, type) => n + (metric[type]?.dataPoints?.length ?? 0), 0)
+      }
+    }
+    for (const { scopeLogs = [] } of body.resourceLogs ?? []) {
+      for (const { logRecords = [] } of scopeLogs) received.logRecords += logRecords.length
+    }
+    exportsReceived.push(received)
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+  })
+})
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+const otlpEndpoint = `http://127.0.0.1:${receiver.address().port}`
+
+// The server's environment: the demo's settings, and no OTEL_* variable of the shell's that could send the
+// telemetry elsewhere.
+const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')))
 const child = fork(serverPath, [], {
+  // The SDK starts before server.mjs loads fastify: instrumentations patch modules as they are loaded.
+  execArgv: ['--import', telemetryPath],
   env: {
-    ...process.env,
+    ...inherited,
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     PORT: '0',
     HOST: '127.0.0.1',
     PRE_STOP_DELAY_MS: String(PRE_STOP_DELAY_MS),
@@ -105,7 +161,7 @@ let port = 0
 let lastResponseAt = 0
 
 /** One request; resolves (never rejects) with what came back. */
-function send (method, path, body) {
+function send (method, path, body, headers = {}) {
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const req = http.request({
@@ -115,7 +171,7 @@ function send (method, path, body) {
       method,
       path,
       timeout: REQUEST_TIMEOUT_MS,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+      headers: payload === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
     }, (res) => {
       let text = ''
       res.setEncoding('utf8')
@@ -184,11 +240,16 @@ async function healthProbe () {
   }
 }
 
+/**
+ * A slow request in a trace of its own: the demo sends W3C `traceparent` with a trace id it knows, the
+ * server's spans for the request join that trace, and the summary looks for them among what was exported.
+ */
 async function slowRequest (ms) {
-  const r = await send('GET', `/reports/slow?ms=${ms}`)
+  const traceId = randomBytes(16).toString('hex')
+  const r = await send('GET', `/reports/slow?ms=${ms}`, undefined, { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` })
   const outcome = r.error ? `failed: ${r.error}` : `${r.status}, Connection: ${r.connection}`
   note(`slow ${ms} ms request -> ${outcome}`, r.at)
-  return r
+  return { ...r, ms, traceId }
 }
 
 /**
@@ -267,6 +328,7 @@ async function main () {
   port = ready.port
   console.log(`fastify-shutdown demo: server pid ${child.pid} on 127.0.0.1:${port}, PRE_STOP_DELAY_MS=${PRE_STOP_DELAY_MS}`)
   console.log(`traffic: ${CLIENTS} request loops and a /health probe on one keep-alive agent, slow requests of ${SLOW_MS.join(', ')} ms`)
+  console.log(`telemetry: OTLP/HTTP JSON to the demo's receiver at ${otlpEndpoint}`)
 
   note('traffic started')
   const traffic = [...Array.from({ length: CLIENTS }, (_, n) => clientLoop(n)), healthProbe()]
@@ -289,6 +351,45 @@ async function main () {
   return finish(slowResults)
 }
 
+/** Counts of what some exports carried, e.g. `512 spans, 25 data points`. */
+function describeExports (list) {
+  const spans = list.reduce((n, e) => n + e.spans.length, 0)
+  const dataPoints = list.reduce((n, e) => n + e.dataPoints, 0)
+  const logs = list.reduce((n, e) => n + e.logRecords, 0)
+  return [[spans, 'spans'], [dataPoints, 'data points'], [logs, 'log records']].filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(', ')
+}
+
+const isShutdownSpan = (span) => span.scope === 'fastify-shutdown' && span.name === 'fastify-shutdown'
+
+/**
+ * What the receiver got after the SIGTERM, into the timeline: one line per flush or batch (exports that
+ * arrived together). The one with the plugin's own span is the final flush, the SDK's shutdown().
+ */
+function noteExports (after) {
+  const groups = []
+  for (const received of exportsReceived.filter((e) => e.at >= after).sort((a, b) => a.at - b.at)) {
+    const group = groups.at(-1)
+    if (group !== undefined && received.at - group.at(-1).at <= EXPORT_GAP_MS) group.push(received)
+    else groups.push([received])
+  }
+  for (const group of groups) {
+    const flush = group.some((e) => e.spans.some(isShutdownSpan))
+    const posts = group.length === 1 ? `POST ${group[0].path}` : `${group.length} POSTs`
+    note(`telemetry ${flush ? 'final flush' : 'batch'} received: ${describeExports(group)} (${posts})`, group[0].at)
+  }
+}
+
+/** The slow requests whose trace lacks the HTTP server span or @fastify/otel's request span. */
+function slowWithoutSpans (slowResults) {
+  const spans = exportsReceived.flatMap((e) => e.spans)
+  return slowResults.filter(({ traceId }) => {
+    const trace = spans.filter((span) => span.traceId === traceId)
+    const server = trace.some((span) => span.scope === '@opentelemetry/instrumentation-http' && span.kind === 2)
+    const request = trace.some((span) => span.scope === '@fastify/otel' && span.name === 'request')
+    return !(server && request)
+  })
+}
+
 let finished = false
 function finish (slowResults = []) {
   if (finished) return
@@ -296,6 +397,9 @@ function finish (slowResults = []) {
   clearTimeout(hardBound)
   clearTimeout(backstop)
   agent.destroy()
+  receiver.close()
+  receiver.closeAllConnections()
+  if (sigtermAt !== null) noteExports(sigtermAt)
   const zero = sigtermAt ?? startedAt
   console.log('')
   console.log(`    ms  event (ms from ${sigtermAt === null ? 'demo start' : 'SIGTERM'})`)
@@ -303,7 +407,22 @@ function finish (slowResults = []) {
 
   const slowOk = slowResults.filter((r) => r.status === 200).length
   const errors = Object.entries(stats.errors).map(([code, n]) => `${n} ${code}`).join(', ') || '0'
-  const passed = !timedOut && exit?.code === 0 && slowOk === SLOW_MS.length
+  const afterSigterm = sigtermAt === null ? [] : exportsReceived.filter((e) => e.at >= sigtermAt)
+  const spansAfter = afterSigterm.flatMap((e) => e.spans)
+  const shutdownSpans = spansAfter.filter((span) => span.scope === 'fastify-shutdown').length
+  const shutdownSpanSeen = exportsReceived.some((e) => e.spans.some(isShutdownSpan))
+  const slowMissing = slowWithoutSpans(slowResults)
+  const telemetry = report?.telemetry
+  const failures = [
+    timedOut && 'the demo timed out',
+    exit?.code !== 0 && (exit === null ? 'the server did not exit' : `the server ${exit.signal ? `was killed by ${exit.signal}` : `exited with ${exit.code}`}`),
+    slowOk !== SLOW_MS.length && `${SLOW_MS.length - slowOk} slow requests did not get a 200`,
+    slowResults.length > 0 && slowMissing.length > 0 && `no spans for the slow ${slowMissing.map((r) => r.ms).join(', ')} ms requests`,
+    !shutdownSpanSeen && 'no fastify-shutdown span',
+    telemetry?.confirmed !== true && 'the telemetry flush was not confirmed',
+    receiverErrors.length > 0 && `receiver: ${receiverErrors.slice(0, 3).join('; ')}`
+  ].filter(Boolean)
+  const passed = failures.length === 0
   console.log('')
   console.log('summary')
   console.log(`  requests sent        ${stats.sent} (2xx ${stats.ok}, 503 ${stats.s503}, other ${stats.other}, connection errors: ${errors}), plus ${stats.health} health checks`)
@@ -312,11 +431,15 @@ function finish (slowResults = []) {
   if (report) {
     console.log(`  server report        outcome ${report.outcome}, completedRequests ${report.completedRequests}, rejectedRequests ${report.rejectedRequests}, openRequests ${report.openRequests.length}, durationMs ${report.durationMs}`)
   }
+  console.log(`  telemetry exported   after SIGTERM: ${spansAfter.length} spans (${spansAfter.length - shutdownSpans} of requests, ${shutdownSpans} fastify-shutdown*), ` +
+    `${afterSigterm.reduce((n, e) => n + e.dataPoints, 0)} metric data points, ${afterSigterm.reduce((n, e) => n + e.logRecords, 0)} log records`)
+  console.log(`  telemetry checks     slow requests' spans ${slowResults.length - slowMissing.length}/${SLOW_MS.length}, fastify-shutdown span ${shutdownSpanSeen ? 'yes' : 'no'}, ` +
+    `report: confirmed ${telemetry?.confirmed ?? 'none'}, telemetryMs ${report?.phases?.telemetryMs ?? 'none'}`)
   const exitText = exit === null ? 'none' : exit.signal ?? String(exit.code)
   const gap = exit && lastResponseAt ? `, ${exit.at - lastResponseAt} ms after the last response` : ''
   console.log(`  exit code            ${exitText}${gap}`)
   if (!passed && stderr.trim()) console.log(`  server stderr        ${stderr.trim().split('\n').slice(0, 5).join('\n                       ')}`)
-  console.log(passed ? 'PASS: the server drained every slow request and exited 0' : 'FAIL')
+  console.log(passed ? 'PASS: the server drained every slow request, exported their spans and its own, and exited 0' : `FAIL: ${failures.join('; ')}`)
   process.exitCode = passed ? 0 : 1
 }
 
@@ -324,4 +447,6 @@ main().catch((err) => {
   console.error('demo failed:', err)
   clearTimeout(hardBound)
   child.kill('SIGKILL')
+  receiver.close()
+  receiver.closeAllConnections()
 })

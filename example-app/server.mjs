@@ -2,6 +2,10 @@
 //   PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info), and the shutdown settings read in config.mjs
 // Run it with `node example-app/server.mjs`, then send it SIGTERM (or press Ctrl-C) while a slow request runs:
 //   curl 'http://127.0.0.1:3000/reports/slow?ms=3000' & sleep 0.5; kill -TERM <pid>
+// With OpenTelemetry (see telemetry.mjs), the SDK starts before this file loads:
+//   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 node --import ./example-app/telemetry.mjs example-app/server.mjs
+// First import: when started without --import, it must still run before fastify loads.
+import { fastifyOtel, sdk } from './telemetry.mjs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
@@ -14,7 +18,12 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
   const app = Fastify({ logger })
   const db = createDb()
 
-  await app.register(fastifyShutdown, { ...shutdownOptions(), ...shutdown })
+  // Before everything else: @fastify/otel wraps in spans the hooks and routes registered after it.
+  if (fastifyOtel !== null) await app.register(fastifyOtel.plugin())
+
+  // With telemetry on, the SDK is shut down last: after the drain and the onClose hooks, once the shutdown's
+  // own span, metrics and log record are recorded, so that all of them are exported.
+  await app.register(fastifyShutdown, { ...shutdownOptions(process.env, sdk), ...shutdown })
 
   // Load shedding next to shutdown: /status turns 503 under pressure and, through healthCheck, once a
   // shutdown starts. No healthCheckInterval: with one, under-pressure answers 503 on every route once the
