@@ -10,6 +10,7 @@ import { addHealthRoutes } from './health'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
+import type { DrainParticipant } from './participants'
 import { ShutdownSequence } from './sequence'
 import { signalHub, type SignalParticipant } from './signals'
 import { STATE } from './states'
@@ -26,7 +27,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
   const connections = new ConnectionTracker(fastify.server)
   const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
-  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability)
+  const participants: DrainParticipant[] = []
+  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability, participants)
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null

@@ -16,7 +16,8 @@ const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   liveness: false,
   preStopRoute: false,
   telemetry: Object.freeze([]),
-  telemetryTimeout: 5_000
+  telemetryTimeout: 5_000,
+  websocket: Object.freeze({ reason: 'server shutting down', closeTimeout: 1_000 })
 })
 
 /** Read when `gracePeriod` is not given: the pod spec can pass `terminationGracePeriodSeconds` down with it. */
@@ -44,16 +45,16 @@ function describe (value: unknown): string {
   return `\`${shown}\` (${kind})`
 }
 
+function nonNegativeMs (value: unknown, label: string, allowInfinity = false): number {
+  if (typeof value === 'number' && value >= 0 && (Number.isFinite(value) || (allowInfinity && value === Infinity))) return value
+  const expected = allowInfinity
+    ? 'a non-negative number of milliseconds or Infinity'
+    : 'a non-negative finite number of milliseconds'
+  throw new ERR_INVALID_OPTION(label, expected, describe(value))
+}
+
 function milliseconds (options: Record<string, unknown>, name: keyof ResolvedShutdownOptions, allowInfinity = false): number {
-  const value = options[name] === undefined ? DEFAULTS[name] : options[name]
-  const valid = typeof value === 'number' && value >= 0 && (Number.isFinite(value) || (allowInfinity && value === Infinity))
-  if (!valid) {
-    const expected = allowInfinity
-      ? 'a non-negative number of milliseconds or Infinity'
-      : 'a non-negative finite number of milliseconds'
-    throw new ERR_INVALID_OPTION(name, expected, describe(options[name]))
-  }
-  return value
+  return nonNegativeMs(options[name] === undefined ? DEFAULTS[name] : options[name], name, allowInfinity)
 }
 
 function signalList (value: unknown): readonly NodeJS.Signals[] {
@@ -154,6 +155,28 @@ function telemetryTargets (value: unknown): readonly TelemetryTarget[] {
   return Object.freeze([...targets])
 }
 
+function webSocketOptions (value: unknown): ResolvedShutdownOptions['websocket'] {
+  const name = 'websocket'
+  if (value === undefined) return DEFAULTS.websocket
+  if (value === false) return false
+  if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ reason, goodbye, closeTimeout }`', describe(value))
+  knownKeys(value, name, ['reason', 'goodbye', 'closeTimeout'])
+  const defaults = DEFAULTS.websocket as Exclude<ResolvedShutdownOptions['websocket'], false>
+  const reason = value.reason === undefined ? defaults.reason : value.reason
+  // A close frame's reason must fit in its 123-byte payload.
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+    throw new ERR_INVALID_OPTION(`${name}.reason`, 'a string of at most 123 bytes', describe(value.reason))
+  }
+  if (value.goodbye !== undefined && typeof value.goodbye !== 'string') {
+    throw new ERR_INVALID_OPTION(`${name}.goodbye`, 'a string', describe(value.goodbye))
+  }
+  return Object.freeze({
+    reason,
+    closeTimeout: value.closeTimeout === undefined ? defaults.closeTimeout : nonNegativeMs(value.closeTimeout, `${name}.closeTimeout`),
+    ...(value.goodbye === undefined ? {} : { goodbye: value.goodbye as string })
+  })
+}
+
 function gracePeriodFromEnvironment (): number | undefined {
   const seconds = process.env[GRACE_PERIOD_ENV]
   if (seconds === undefined || seconds === '') return undefined
@@ -206,7 +229,8 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
     liveness: probeRoute(options.liveness, 'liveness'),
     preStopRoute: preStopRoute(options.preStopRoute),
     telemetry: telemetryTargets(options.telemetry),
-    telemetryTimeout: milliseconds(options, 'telemetryTimeout')
+    telemetryTimeout: milliseconds(options, 'telemetryTimeout'),
+    websocket: webSocketOptions(options.websocket)
   })
 
   const worstCase = worstCaseMs(resolved)

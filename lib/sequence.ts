@@ -4,6 +4,7 @@ import type { CompletionWatcher } from './completions'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
 import type { ShutdownObservability } from './observability'
+import type { DrainParticipant } from './participants'
 import { shutDownTelemetry } from './telemetry'
 import { STATE, type ShutdownState } from './states'
 
@@ -63,7 +64,8 @@ export class ShutdownSequence implements DrainGate {
     private readonly connections: ConnectionTracker,
     private readonly completions: CompletionWatcher,
     private readonly log: FastifyBaseLogger,
-    private readonly observability: ShutdownObservability | null
+    private readonly observability: ShutdownObservability | null,
+    private readonly participants: readonly DrainParticipant[]
   ) {}
 
   /** The promise of the report, once a shutdown has started; null before. */
@@ -143,6 +145,7 @@ export class ShutdownSequence implements DrainGate {
     const inFlight = this.connections.inFlight
     const listenerClosed = this.closeListener()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
+    this.tellParticipants('drainStarted')
     await listenerClosed
     if (this.forcedBy !== null) return
     this.phases.drainMs = elapsedSince(drainStart)
@@ -180,6 +183,7 @@ export class ShutdownSequence implements DrainGate {
     this.openRequests = this.connections.openRequests(Date.now())
     this.log.warn({ forcedBy: this.forcedBy, forceTimeoutMs: forceTimeout, openRequests: this.openRequests }, 'forcing shutdown')
 
+    this.tellParticipants('forced')
     // Telemetry first: the spans of the requests about to be cut are ended and exported, not lost.
     this.cutSpans += this.observability?.cut(this.connections.openRequestTelemetry()) ?? 0
     const telemetry = this.flushTelemetry(forceTimeout)
@@ -213,6 +217,18 @@ export class ShutdownSequence implements DrainGate {
       })
     }
     return this.telemetry
+  }
+
+  /** One participant that throws is logged and reported; it never keeps the others from being told. */
+  private tellParticipants (event: 'drainStarted' | 'forced'): void {
+    for (const participant of this.participants) {
+      try {
+        participant[event]()
+      } catch (err) {
+        this.errors.push(`${participant.name} failed when ${event === 'forced' ? 'forced' : 'draining started'}: ${messageOf(err)}`)
+        this.log.error({ err, participant: participant.name }, 'a drain participant failed')
+      }
+    }
   }
 
   /** Stops accepting connections; resolves once the last one has ended, which the server itself tells. */

@@ -10,7 +10,8 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   t.same(
     { ...options, exit: typeof options.exit },
     { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5,
-      readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000 }
+      readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000,
+      websocket: { reason: 'server shutting down', closeTimeout: 1_000 } }
   )
   t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
   t.ok(Object.isFrozen(options))
@@ -47,6 +48,10 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['a negative telemetryTimeout', { telemetryTimeout: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetryTimeout`.*got `-1`/],
   ['a telemetry flush that does not fit', { telemetry: { shutdown: async () => {} }, drainTimeout: 20_000, telemetryTimeout: 8_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(0 ms\) \+ `drainTimeout` \(20000 ms\) \+ `telemetryTimeout` \(8000 ms\) \+ `forceTimeout` \(3000 ms\) = 31000 ms exceeds `gracePeriod` \(30000 ms\)/],
+  ['a websocket option that is not an object', { websocket: true }, 'FST_SHUTDOWN_INVALID_OPTION', /`websocket` to be false or an object/],
+  ['a close reason too long for a close frame', { websocket: { reason: 'x'.repeat(124) } }, 'FST_SHUTDOWN_INVALID_OPTION', /`websocket.reason` to be a string of at most 123 bytes/],
+  ['a negative websocket closeTimeout', { websocket: { closeTimeout: -1 } }, 'FST_SHUTDOWN_INVALID_OPTION', /`websocket.closeTimeout` to be a non-negative finite number of milliseconds, got `-1`/],
+  ['an unknown websocket key', { websocket: { code: 1000 } }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `websocket.code`/],
   ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/]
 ]

@@ -32,6 +32,23 @@ declare namespace fastifyShutdown {
     forceFlush? (): Promise<unknown>
   }
 
+  export interface WebSocketShutdownOptions {
+    /**
+     * The reason sent with the close frame (code 1001, Going Away).
+     * @default 'server shutting down'
+     */
+    reason?: string
+    /**
+     * A message sent on every open socket just before the close frame; `undefined` sends none.
+     */
+    goodbye?: string
+    /**
+     * Time a socket has to finish the closing handshake before it is terminated.
+     * @default 1000
+     */
+    closeTimeout?: number
+  }
+
   export type ProbeLogLevel = 'silent' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
   export interface ProbeRouteOptions {
@@ -132,6 +149,12 @@ declare namespace fastifyShutdown {
      * @default 5000
      */
     telemetryTimeout?: number
+    /**
+     * With `@fastify/websocket`: when draining starts, every open socket gets a close frame 1001 (Going Away),
+     * and is terminated if the handshake does not finish within `closeTimeout`. `false` leaves them alone.
+     * @default { reason: 'server shutting down', closeTimeout: 1000 }
+     */
+    websocket?: WebSocketShutdownOptions | false
   }
 
   export interface ResolvedShutdownOptions {
@@ -147,6 +170,7 @@ declare namespace fastifyShutdown {
     readonly liveness: Readonly<Required<ProbeRouteOptions>> | false
     readonly telemetry: readonly TelemetryTarget[]
     readonly telemetryTimeout: number
+    readonly websocket: Readonly<Required<Omit<WebSocketShutdownOptions, 'goodbye'>> & Pick<WebSocketShutdownOptions, 'goodbye'>> | false
     readonly preStopRoute: Readonly<ProbeRouteOptions & Required<Pick<ProbeRouteOptions, 'logLevel'>> & Pick<PreStopRouteOptions, 'header' | 'allow'>> | false
   }
 

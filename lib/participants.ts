@@ -1,0 +1,12 @@
+/**
+ * Long-lived work that a drain must end by itself: WebSockets, HTTP/2 sessions, the app's shutdown tasks,
+ * request signals. Each is told when draining starts and when the force path runs; what it holds open
+ * (sockets, sessions) is what the server's own close waits for.
+ */
+export interface DrainParticipant {
+  readonly name: string
+  /** The listener has just closed: ask everything open to wind down. */
+  drainStarted (): void
+  /** The force path: stop waiting, end what is left. */
+  forced (): void
+}
