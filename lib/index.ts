@@ -11,7 +11,9 @@ import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
 import type { DrainParticipant } from './participants'
+import { RequestSignals } from './request-signals'
 import { ShutdownSequence } from './sequence'
+import { ShutdownTasks } from './tasks'
 import { signalHub, type SignalParticipant } from './signals'
 import { STATE } from './states'
 
@@ -27,8 +29,10 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
   const connections = new ConnectionTracker(fastify.server)
   const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
-  const participants: DrainParticipant[] = []
-  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability, participants)
+  const requestSignals = new RequestSignals()
+  const tasks = new ShutdownTasks(options.drainTimeout, log)
+  const participants: DrainParticipant[] = [requestSignals, tasks]
+  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability, requestSignals, tasks, participants)
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -55,6 +59,9 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     force (reason?: string) {
       forced ??= sequence.force('manual', { type: 'manual', reason }).then(exitAfter)
       return forced
+    },
+    addTask (task) {
+      tasks.add(task)
     }
   }
 
@@ -82,6 +89,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
 
   fastify.decorate('shutdown', controller)
+  fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
+  fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
   fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext())))
   addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
   connections.attach()

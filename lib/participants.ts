@@ -9,4 +9,6 @@ export interface DrainParticipant {
   drainStarted (): void
   /** The force path: stop waiting, end what is left. */
   forced (): void
+  /** Work the drain waits for besides the connections, e.g. shutdown tasks. */
+  settled? (): Promise<void>
 }

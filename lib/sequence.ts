@@ -5,6 +5,8 @@ import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
 import type { ShutdownObservability } from './observability'
 import type { DrainParticipant } from './participants'
+import type { RequestSignals } from './request-signals'
+import type { ShutdownTasks } from './tasks'
 import { shutDownTelemetry } from './telemetry'
 import { STATE, type ShutdownState } from './states'
 
@@ -65,6 +67,8 @@ export class ShutdownSequence implements DrainGate {
     private readonly completions: CompletionWatcher,
     private readonly log: FastifyBaseLogger,
     private readonly observability: ShutdownObservability | null,
+    private readonly requestSignals: RequestSignals,
+    private readonly tasks: ShutdownTasks,
     private readonly participants: readonly DrainParticipant[]
   ) {}
 
@@ -146,7 +150,7 @@ export class ShutdownSequence implements DrainGate {
     const listenerClosed = this.closeListener()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
-    await listenerClosed
+    await Promise.all([listenerClosed, ...this.participants.map((participant) => participant.settled?.())])
     if (this.forcedBy !== null) return
     this.phases.drainMs = elapsedSince(drainStart)
     this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.completions.completed, rejectedRequests: this.rejectedRequests }, 'drained')
@@ -284,7 +288,9 @@ export class ShutdownSequence implements DrainGate {
       phases: Object.freeze({ ...this.phases }),
       completedRequests: this.completions.completed,
       rejectedRequests: this.rejectedRequests,
+      abortedRequests: this.requestSignals.aborted,
       openRequests: Object.freeze(this.openRequests),
+      tasks: this.tasks.report(),
       errors: Object.freeze([...this.errors])
     }
   }

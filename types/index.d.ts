@@ -5,6 +5,19 @@ declare module 'fastify' {
     /** Shutdown state and controls added by fastify-shutdown. */
     shutdown: fastifyShutdown.ShutdownController
   }
+  interface FastifyRequest {
+    /**
+     * Aborts when the shutdown's force path starts (drain deadline or second signal), with an error whose
+     * code is `FST_SHUTDOWN_ABORTED`: pass it to fetch, database drivers and timers so blocked I/O lets go.
+     * Made on first read: free for requests that never read it.
+     */
+    readonly shutdownSignal: AbortSignal
+    /**
+     * Aborts when draining starts (code `FST_SHUTDOWN_WRAP_UP`): long-polls and streams answer early and
+     * end at a clean boundary instead of being cut later.
+     */
+    readonly wrapUpSignal: AbortSignal
+  }
 }
 
 type FastifyShutdown = FastifyPluginCallback<fastifyShutdown.FastifyShutdownOptions>
@@ -230,10 +243,43 @@ declare namespace fastifyShutdown {
     readonly rejectedRequests: number
     /** Requests still open when the force path cut them off; empty when none were. */
     readonly openRequests: readonly OpenRequest[]
+    /** Requests whose `shutdownSignal` the force path aborted. */
+    readonly abortedRequests: number
+    /** Every shutdown task, with how it ended; empty when there are none. */
+    readonly tasks: readonly TaskOutcome[]
     /** How shutting the telemetry down went; absent when no `telemetry` was given. */
     readonly telemetry?: TelemetryOutcome
     /** Failures met on the way (an onClose hook that threw, ...); the shutdown went on. */
     readonly errors: readonly string[]
+  }
+
+  export interface ShutdownTask {
+    /** Unique; names the task in logs and in the report. */
+    name: string
+    /**
+     * Runs when draining starts; receives a signal that aborts at `timeout` or when the force path starts.
+     */
+    run (signal: AbortSignal): unknown
+    /**
+     * Tasks run phase by phase, lowest first, all of a phase at once: e.g. 0 stop consumers, 1 wait for
+     * jobs. Pools are best closed in `onClose` hooks, which run after every phase.
+     * @default 0
+     */
+    phase?: number
+    /**
+     * Bound for this task; the drain deadline bounds all of them.
+     * @default drainTimeout
+     */
+    timeout?: number
+  }
+
+  export interface TaskOutcome {
+    readonly name: string
+    readonly phase: number
+    /** `cut`: still running when the force path started. */
+    readonly outcome: 'completed' | 'failed' | 'timed-out' | 'cut'
+    readonly durationMs: number
+    readonly error?: string
   }
 
   export interface ShutdownController {
@@ -249,6 +295,8 @@ declare namespace fastifyShutdown {
     start (reason?: string): Promise<ShutdownReport>
     /** Runs the force path at once (starting the shutdown if needed); resolves with the report. */
     force (reason?: string): Promise<ShutdownReport>
+    /** Adds work the shutdown runs when draining starts and waits for before `fastify.close()`. */
+    addTask (task: ShutdownTask): void
   }
 
   export const fastifyShutdown: FastifyShutdown

@@ -231,3 +231,26 @@ describe('exported types', () => {
     report.errors.push('late')
   })
 })
+
+describe('request signals and shutdown tasks', () => {
+  test('request.shutdownSignal and request.wrapUpSignal are read-only AbortSignals', () => {
+    const app = Fastify()
+    app.get('/', async (request) => {
+      expect(request.shutdownSignal).type.toBe<AbortSignal>()
+      expect(request.wrapUpSignal).type.toBe<AbortSignal>()
+      // @ts-expect-error Cannot assign to 'shutdownSignal' because it is a read-only property.
+      request.shutdownSignal = new AbortController().signal
+      return 'ok'
+    })
+  })
+
+  test('addTask takes a named task and the report lists outcomes', () => {
+    const app = Fastify()
+    expect(app.shutdown.addTask({ name: 'flush', run: async (signal: AbortSignal) => { signal.throwIfAborted() }, phase: 1, timeout: 500 })).type.toBe<void>()
+    expect(app.shutdown.addTask).type.not.toBeCallableWith({ run: () => {} })
+    expect(app.shutdown.addTask).type.not.toBeCallableWith({ name: 'x', run: () => {}, phase: '1' })
+    const report = {} as ShutdownReport
+    expect(report.tasks[0]!.outcome).type.toBe<'completed' | 'failed' | 'timed-out' | 'cut'>()
+    expect(report.abortedRequests).type.toBe<number>()
+  })
+})
