@@ -35,6 +35,14 @@ export class CompletionWatcher {
     this.reapIdle = true
   }
 
+  /**
+   * A response that finished where Node publishes nothing: an HTTP/2 stream (the channel above is HTTP/1's).
+   * Counted, like the others, only while a shutdown is under way.
+   */
+  streamCompleted (): void {
+    if (this.subscribed) this.completed++
+  }
+
   end (): void {
     if (!this.subscribed) return
     this.subscribed = false

@@ -6,12 +6,26 @@ import type { OpenRequest } from '../types'
 import type { RequestTelemetry } from './observability'
 import { kLatestArrivedAt, kLatestContext, kLatestReply } from './symbols'
 
-export interface HttpSocket extends Socket {
-  /** Node's http server keeps the response being written here; http-terminator relies on it too. */
-  _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
+/**
+ * What the drain hook notes about a request on arrival: on its socket with HTTP/1 (the newest request of the
+ * connection), on its stream with HTTP/2 (where one connection carries many requests at once).
+ */
+export interface RequestNotes {
   [kLatestReply]?: FastifyReply
   [kLatestArrivedAt]?: number
   [kLatestContext]?: RequestTelemetry['context']
+}
+
+export interface HttpSocket extends Socket, RequestNotes {
+  /** Node's http server keeps the response being written here; http-terminator relies on it too. */
+  _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
+}
+
+/** Requests in flight that a connection cannot show by itself: HTTP/2 streams, many to a connection. */
+export interface StreamRequests {
+  readonly inFlight: number
+  openRequests (now: number): OpenRequest[]
+  openRequestTelemetry (): RequestTelemetry[]
 }
 
 /**
@@ -22,7 +36,7 @@ export class ConnectionTracker {
   private readonly sockets = new Set<HttpSocket>()
   private readonly connectionEvent: 'connection' | 'secureConnection'
 
-  constructor (private readonly server: Server) {
+  constructor (private readonly server: Server, private readonly streams: StreamRequests | null = null) {
     this.connectionEvent = server instanceof TlsServer ? 'secureConnection' : 'connection'
   }
 
@@ -39,7 +53,7 @@ export class ConnectionTracker {
   }
 
   get inFlight (): number {
-    let busy = 0
+    let busy = this.streams === null ? 0 : this.streams.inFlight
     for (const socket of this.sockets) {
       if (isBusy(socket)) busy++
     }
@@ -66,7 +80,7 @@ export class ConnectionTracker {
   }
 
   openRequests (now: number): OpenRequest[] {
-    const open: OpenRequest[] = []
+    const open = this.streams === null ? [] : this.streams.openRequests(now)
     for (const socket of this.sockets) {
       if (!isBusy(socket)) continue
       // The newest request names the route that holds the socket; with pipelining it is the last in line.
@@ -85,7 +99,7 @@ export class ConnectionTracker {
 
   /** For the force path: where the spans of the requests still open can be found. */
   openRequestTelemetry (): RequestTelemetry[] {
-    const open: RequestTelemetry[] = []
+    const open = this.streams === null ? [] : this.streams.openRequestTelemetry()
     for (const socket of this.sockets) {
       if (isBusy(socket)) open.push({ context: socket[kLatestContext], request: socket[kLatestReply]?.request })
     }

@@ -1,7 +1,8 @@
+import type { Http2ServerResponse } from 'node:http2'
 import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
-import type { HttpSocket } from './connections'
+import type { HttpSocket, RequestNotes } from './connections'
 import type { RequestTelemetry } from './observability'
 import { kLatestArrivedAt, kLatestContext, kLatestReply, kRejected } from './symbols'
 import { isProbeRoute } from './health'
@@ -44,20 +45,29 @@ function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
 export function createDrainHook (
   gate: DrainGate,
   retryAfter: number,
-  activeContext: (() => RequestTelemetry['context']) | null
+  activeContext: (() => RequestTelemetry['context']) | null,
+  http2 = false
 ): onRequestHookHandler {
   const retryAfterHeader = String(retryAfter)
   // Decided once here, so an app without telemetry pays nothing for it on each request.
-  const noteArrival = activeContext === null
+  const noteOn = activeContext === null
+    ? (notes: RequestNotes, reply: FastifyReply): void => {
+        notes[kLatestReply] = reply
+        notes[kLatestArrivedAt] = Date.now()
+      }
+    : (notes: RequestNotes, reply: FastifyReply): void => {
+        notes[kLatestReply] = reply
+        notes[kLatestArrivedAt] = Date.now()
+        notes[kLatestContext] = activeContext()
+      }
+  // With HTTP/2 the notes go on the request's stream: `request.raw.socket` is a proxy that stores them on the
+  // session's socket, which every stream of the session shares. An HTTP/1 request on the same server
+  // (`allowHTTP1`) has no stream and keeps its socket. Also decided once: an HTTP/1 server never looks.
+  const noteArrival = http2
     ? (socket: HttpSocket, reply: FastifyReply): void => {
-        socket[kLatestReply] = reply
-        socket[kLatestArrivedAt] = Date.now()
+        noteOn((reply.raw as unknown as Http2ServerResponse).stream as RequestNotes | undefined ?? socket, reply)
       }
-    : (socket: HttpSocket, reply: FastifyReply): void => {
-        socket[kLatestReply] = reply
-        socket[kLatestArrivedAt] = Date.now()
-        socket[kLatestContext] = activeContext()
-      }
+    : noteOn
 
   return function shutdownOnRequest (request, reply, done) {
     const socket = request.raw.socket as HttpSocket
