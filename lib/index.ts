@@ -7,6 +7,7 @@ import { warnAboutForeignListeners } from './conflicts'
 import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
 import { addHealthRoutes } from './health'
+import { http2Sessions } from './http2'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
@@ -16,6 +17,7 @@ import { ShutdownSequence } from './sequence'
 import { ShutdownTasks } from './tasks'
 import { signalHub, type SignalParticipant } from './signals'
 import { STATE } from './states'
+import { webSocketParticipant } from './websocket'
 
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
   let options: ResolvedShutdownOptions
@@ -27,12 +29,17 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     return
   }
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
-  const connections = new ConnectionTracker(fastify.server)
+  const completions = new CompletionWatcher(fastify.server)
+  const http2 = http2Sessions(fastify, log, completions)
+  const connections = new ConnectionTracker(fastify.server, http2)
+  const webSockets = webSocketParticipant(fastify, options.websocket, log)
   const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
   const requestSignals = new RequestSignals()
   const tasks = new ShutdownTasks(options.drainTimeout, log)
   const participants: DrainParticipant[] = [requestSignals, tasks]
-  const sequence = new ShutdownSequence(fastify, options, connections, new CompletionWatcher(fastify.server), log, observability, requestSignals, tasks, participants)
+  if (webSockets !== null) participants.push(webSockets)
+  if (http2 !== null) participants.push(http2)
+  const sequence = new ShutdownSequence(fastify, options, connections, completions, log, observability, requestSignals, tasks, participants)
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -91,7 +98,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   fastify.decorate('shutdown', controller)
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
-  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext())))
+  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null))
   addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
   connections.attach()
   warnIfBudgetIsTight(log, options)

@@ -11,4 +11,6 @@ export interface DrainParticipant {
   forced (): void
   /** Work the drain waits for besides the connections, e.g. shutdown tasks. */
   settled? (): Promise<void>
+  /** Counts for the report: how many things ended cleanly, how many were cut on purpose. */
+  outcome? (): Readonly<Record<string, number>>
 }

@@ -106,6 +106,8 @@ export class ShutdownSequence implements DrainGate {
     this.connections.closeAfterCurrentResponses()
     this.completions.begin()
     this.completions.reapIdleSockets()
+    // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
+    this.tellParticipants('drainStarted')
   }
 
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
@@ -303,7 +305,13 @@ export class ShutdownSequence implements DrainGate {
     const telemetry = this.options.telemetry.length === 0
       ? {}
       : { telemetry: this.telemetryOutcome ?? unconfirmedTelemetry(this.options.telemetry.length, this.cutSpans) }
-    this.report = Object.freeze({ ...this.draftReport(), ...telemetry })
+    const connections = Object.fromEntries(this.participants.flatMap((participant) =>
+      participant.outcome === undefined ? [] : [[participant.name, Object.freeze(participant.outcome())]]))
+    this.report = Object.freeze({
+      ...this.draftReport(),
+      ...(Object.keys(connections).length > 0 ? { connections: Object.freeze(connections) } : {}),
+      ...telemetry
+    })
     const { trigger, ...fields } = this.report
     this.log.info({ ...fields, ...triggerFields(trigger) }, this.forcedBy !== null ? 'shutdown forced' : 'shutdown complete')
     this.settle(this.report)

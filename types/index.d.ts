@@ -245,6 +245,12 @@ declare namespace fastifyShutdown {
     readonly openRequests: readonly OpenRequest[]
     /** Requests whose `shutdownSignal` the force path aborted. */
     readonly abortedRequests: number
+    /**
+     * Long-lived connections the drain ended: `websocket` (`closed` with a 1001 handshake, `terminated` after
+     * `closeTimeout` or by the force path) and `http2` (sessions `closed` after GOAWAY, `destroyed` by the
+     * force path); present when the app has them.
+     */
+    readonly connections?: Readonly<Record<string, Readonly<Record<string, number>>>>
     /** Every shutdown task, with how it ended; empty when there are none. */
     readonly tasks: readonly TaskOutcome[]
     /** How shutting the telemetry down went; absent when no `telemetry` was given. */
