@@ -21,6 +21,8 @@ export function shutdownOptions (env = process.env, telemetry = null) {
     // Only with an SDK: then the flush's bound is part of the shutdown's budget (see the k8s manifests).
     ...(telemetry === null ? {} : { telemetry, telemetryTimeout: envMs(env, 'TELEMETRY_TIMEOUT_MS') }),
     readiness: { path: '/readyz' },
+    // server.mjs's WebSocket clients learn why their socket closes (close code 1001 says only "going away").
+    websocket: { goodbye: JSON.stringify({ type: 'bye', reason: 'server shutting down' }) },
     liveness: { path: '/livez' },
     // Kubernetes way (c): a preStop httpGet hook that sends this token. Off unless the pod spec sets one.
     preStopRoute: env.PRESTOP_TOKEN ? { path: '/prestop', header: { name: 'x-prestop-token', value: env.PRESTOP_TOKEN } } : false

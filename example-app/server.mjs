@@ -2,14 +2,18 @@
 //   PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info), and the shutdown settings read in config.mjs
 // Run it with `node example-app/server.mjs`, then send it SIGTERM (or press Ctrl-C) while a slow request runs:
 //   curl 'http://127.0.0.1:3000/reports/slow?ms=3000' & sleep 0.5; kill -TERM <pid>
+// Long-lived connections end by themselves when draining starts: an event stream (`curl -N
+// http://127.0.0.1:3000/events`) gets a last `bye` event, a WebSocket on /echo a goodbye and a close frame 1001.
 // With OpenTelemetry (see telemetry.mjs), the SDK starts before this file loads:
 //   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 node --import ./example-app/telemetry.mjs example-app/server.mjs
 // First import: when started without --import, it must still run before fastify loads.
 import { fastifyOtel, sdk } from './telemetry.mjs'
+import { PassThrough } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import underPressure from '@fastify/under-pressure'
+import fastifyWebsocket from '@fastify/websocket'
 import fastifyShutdown from 'fastify-shutdown'
 import { shutdownOptions } from './config.mjs'
 import { createDb } from './db.mjs'
@@ -33,6 +37,8 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
     exposeStatusRoute: '/status',
     healthCheck: async () => app.shutdown.ready
   })
+
+  await app.register(fastifyWebsocket)
 
   // Runs after the drain: every request that was in flight has had its answer.
   app.addHook('onClose', async (instance) => {
@@ -85,6 +91,45 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
     const { ms } = request.query
     await sleep(ms)
     return { report: 'orders', tookMs: ms, orders: await db.countOrders() }
+  })
+
+  // Server-sent events: an event every `everyMs` until the client leaves, or until the server starts draining.
+  // Then a last `bye` event (with `retry`, so an EventSource reconnects, to another instance, soon) and the end
+  // of the stream, so it never holds the drain. Every event is one write: the stream ends between two events.
+  app.get('/events', {
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: { everyMs: { type: 'integer', minimum: 10, maximum: 60000, default: 1000 } }
+      }
+    }
+  }, (request, reply) => {
+    const events = new PassThrough()
+    let id = 0
+    const tick = setInterval(() => {
+      events.write(`id: ${++id}\nevent: tick\ndata: ${JSON.stringify({ at: new Date().toISOString() })}\n\n`)
+    }, request.query.everyMs)
+    // Aborts when draining starts; read with `?.`, so the route also runs with a plugin version without it.
+    const wrapUp = request.wrapUpSignal
+    const stop = () => {
+      clearInterval(tick)
+      wrapUp?.removeEventListener('abort', bye)
+    }
+    function bye () {
+      stop()
+      events.end(`id: ${++id}\nevent: bye\nretry: 1000\ndata: ${JSON.stringify({ reason: 'server shutting down' })}\n\n`)
+    }
+    if (wrapUp?.aborted) bye()
+    else wrapUp?.addEventListener('abort', bye, { once: true })
+    // The client left, or the response ended: either way no more ticks.
+    reply.raw.once('close', stop)
+    return reply.type('text/event-stream').header('cache-control', 'no-cache').send(events)
+  })
+
+  // A WebSocket echo. When draining starts the plugin sends every open socket the goodbye message of
+  // config.mjs and a close frame 1001 (Going Away), and cuts one that does not answer within a second.
+  app.get('/echo', { websocket: true }, (socket) => {
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
   })
 
   return app
