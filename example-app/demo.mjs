@@ -430,6 +430,7 @@ function finish (slowResults = []) {
   console.log(`  slow requests        ${slowOk}/${SLOW_MS.length} completed with 200`)
   if (report) {
     console.log(`  server report        outcome ${report.outcome}, completedRequests ${report.completedRequests}, rejectedRequests ${report.rejectedRequests}, openRequests ${report.openRequests.length}, durationMs ${report.durationMs}`)
+    console.log(`  shutdown tasks       ${(report.tasks ?? []).map((task) => `${task.name}: ${task.outcome} (${task.durationMs} ms)`).join('; ') || 'none'}`)
   }
   console.log(`  telemetry exported   after SIGTERM: ${spansAfter.length} spans (${spansAfter.length - shutdownSpans} of requests, ${shutdownSpans} fastify-shutdown*), ` +
     `${afterSigterm.reduce((n, e) => n + e.dataPoints, 0)} metric data points, ${afterSigterm.reduce((n, e) => n + e.logRecords, 0)} log records`)

@@ -40,6 +40,18 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
 
   await app.register(fastifyWebsocket)
 
+  // A background job: every few seconds it exports an order count. The shutdown stops scheduling it (phase 0),
+  // then waits for a run under way to finish (phase 1), all before the database closes in onClose.
+  let exportTimer = null
+  let exportRun = Promise.resolve()
+  const exportOrders = () => {
+    exportRun = db.countOrders().then((orders) => app.log.info({ orders }, 'orders exported'))
+    exportTimer = setTimeout(exportOrders, Number(process.env.EXPORT_INTERVAL_MS ?? 5000))
+  }
+  app.addHook('onReady', async () => { exportOrders() })
+  app.shutdown.addTask({ name: 'stop order export', phase: 0, run: () => clearTimeout(exportTimer) })
+  app.shutdown.addTask({ name: 'finish order export', phase: 1, timeout: 2000, run: () => exportRun })
+
   // Runs after the drain: every request that was in flight has had its answer.
   app.addHook('onClose', async (instance) => {
     const { orders } = await db.close()
