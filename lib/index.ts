@@ -82,10 +82,21 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     return report
   }
 
+  let firstSignal: { signal: NodeJS.Signals, at: number } | null = null
   const participant: SignalParticipant = {
     signals: options.signals,
-    run: (trigger) => sequence.run(trigger),
-    force: (trigger) => { void sequence.force('second-signal', trigger) },
+    run (trigger) {
+      if (trigger.type === 'signal') firstSignal ??= { signal: trigger.signal, at: performance.now() }
+      return sequence.run(trigger)
+    },
+    force (trigger) {
+      const sinceFirstMs = firstSignal === null ? Infinity : performance.now() - firstSignal.at
+      if (trigger.type === 'signal' && trigger.signal === firstSignal?.signal && sinceFirstMs < options.duplicateSignalWindow) {
+        log.info({ signal: trigger.signal, sinceFirstMs: Math.round(sinceFirstMs) }, 'the same signal again, within duplicateSignalWindow: ignored')
+        return
+      }
+      void sequence.force('second-signal', trigger)
+    },
     exit: exitOnce,
     fatalDuringShutdown (err) {
       log.fatal({ err, state: sequence.state, openRequests: connections.openRequests(Date.now()) }, 'fatal error while shutting down, exiting at once')

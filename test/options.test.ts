@@ -9,7 +9,7 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   const options = resolveOptions(undefined)
   t.same(
     { ...options, exit: typeof options.exit },
-    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], handleSignals: true, exit: 'function', retryAfter: 5,
+    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], duplicateSignalWindow: 100, handleSignals: true, exit: 'function', retryAfter: 5,
       readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000,
       websocket: { reason: 'server shutting down', closeTimeout: 1_000 } }
   )
@@ -52,6 +52,7 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['a close reason too long for a close frame', { websocket: { reason: 'x'.repeat(124) } }, 'FST_SHUTDOWN_INVALID_OPTION', /`websocket.reason` to be a string of at most 123 bytes/],
   ['a negative websocket closeTimeout', { websocket: { closeTimeout: -1 } }, 'FST_SHUTDOWN_INVALID_OPTION', /`websocket.closeTimeout` to be a non-negative finite number of milliseconds, got `-1`/],
   ['an unknown websocket key', { websocket: { code: 1000 } }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `websocket.code`/],
+  ['a negative duplicateSignalWindow', { duplicateSignalWindow: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`duplicateSignalWindow`.*got `-1`/],
   ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/]
 ]

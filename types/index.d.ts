@@ -116,6 +116,13 @@ declare namespace fastifyShutdown {
      */
     signals?: readonly NodeJS.Signals[]
     /**
+     * A repeat of the first signal within this time is the same signal delivered twice, not a request to
+     * force: one Ctrl-C reaches the process from the terminal and again from `npm run`, tsx or nodemon,
+     * which forward it. 0 forces on any repeat.
+     * @default 100
+     */
+    duplicateSignalWindow?: number
+    /**
      * Listen for `signals`, uncaught exceptions and unhandled rejections. `false` when the app owns them and
      * calls `fastify.shutdown.start()` itself.
      * @default true
@@ -176,6 +183,7 @@ declare namespace fastifyShutdown {
     readonly forceTimeout: number
     readonly gracePeriod: number
     readonly signals: readonly NodeJS.Signals[]
+    readonly duplicateSignalWindow: number
     readonly handleSignals: boolean
     readonly exit: ExitFunction | false
     readonly retryAfter: number

@@ -10,12 +10,16 @@ export async function secondSignalWhileStuck (
   t: Test,
   child: Child,
   id: string,
-  [first, second]: [NodeJS.Signals, NodeJS.Signals] = ['SIGTERM', 'SIGTERM']
+  [first, second]: [NodeJS.Signals, NodeJS.Signals] = ['SIGTERM', 'SIGTERM'],
+  notBeforeMs = 0
 ): Promise<{ secondAt: number, exit: Exit }> {
   const stuck = get(keepAliveAgent(t), child.port, `/stuck/${id}`)
   await child.message((m) => m.type === 'handling' && m.id === id, `the handler of /stuck/${id}`)
-  child.signal(first)
+  const firstAt = child.signal(first)
   await child.log('listener closed, draining')
+  // A deliberate second signal comes later than a duplicate delivery: past the plugin's window, if asked.
+  const wait = notBeforeMs - (performance.now() - firstAt)
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 1))
   const secondAt = child.signal(second)
   await t.rejects(stuck.response, { code: 'ECONNRESET' }, 'the stuck request is cut off')
   return { secondAt, exit: await child.exited() }

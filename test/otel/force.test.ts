@@ -20,7 +20,7 @@ for (const instrumentation of INSTRUMENTATIONS) {
       protocol: 'protobuf',
       instrumentation,
       telemetry: true,
-      shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS }
+      shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 0 }
     })
     const agent = keepAliveAgent(t)
 
@@ -84,7 +84,7 @@ test('a second SIGTERM with a receiver that never answers: the export is bounded
   const child = await startOtelApp(t, receiver, {
     protocol: 'json',
     telemetry: true,
-    shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS }
+    shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 0 }
   })
   const { secondAt, exit } = await secondSignalWhileStuck(t, child, '0')
   t.equal(exit.code, 1)

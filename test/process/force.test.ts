@@ -59,7 +59,8 @@ test('a stuck handler forces the shutdown at drainTimeout: exit 1, the report na
 })
 
 test('a second SIGTERM while a handler is stuck exits 1 within forceTimeout', async (t) => {
-  const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
+  // Sent right after the listener closes: with no window, that is a deliberate second signal.
+  const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 0 } })
   const { secondAt, exit } = await secondSignalWhileStuck(t, child, '7')
   t.equal(exit.code, 1)
   t.ok(exit.at - secondAt < FORCE_MS + MARGIN_MS, `exited ${Math.round(exit.at - secondAt)} ms after the second signal (forceTimeout ${FORCE_MS} ms)`)
@@ -108,4 +109,37 @@ test('a stuck onClose hook is cut off by drainTimeout, and the force path by for
     errors: [/forceTimeout/]
   })
   t.equal((await child.exited()).code, 1)
+})
+
+test('the same signal again within duplicateSignalWindow, as one Ctrl-C forwarded by npm, is ignored: the drain goes on', async (t) => {
+  const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 1_000 } })
+  const slow = get(keepAliveAgent(t), child.port, '/slow/9')
+  await child.message((m) => m.type === 'handling' && m.id === '9', 'the handler of /slow/9')
+  child.signal('SIGTERM')
+  await child.log('shutdown started')
+  child.signal('SIGTERM')
+  t.match(await child.log('the same signal again, within duplicateSignalWindow: ignored'), { signal: 'SIGTERM' })
+  child.send({ type: 'release', id: '9' })
+  t.equal((await slow.response).status, 200, 'the request in flight still finishes')
+  t.equal((await child.exited()).code, 0)
+  t.match(await child.report(), { outcome: 'completed', exitCode: 0 })
+})
+
+test('a storm of 10 SIGTERMs at once drains like one', async (t) => {
+  const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
+  const slow = get(keepAliveAgent(t), child.port, '/slow/6')
+  await child.message((m) => m.type === 'handling' && m.id === '6', 'the handler of /slow/6')
+  for (let i = 0; i < 10; i++) child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  child.send({ type: 'release', id: '6' })
+  t.equal((await slow.response).status, 200)
+  t.equal((await child.exited()).code, 0)
+  t.match(await child.report(), { outcome: 'completed', exitCode: 0 })
+})
+
+test('a repeat of the first signal after duplicateSignalWindow forces', async (t) => {
+  const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 50 } })
+  const { exit } = await secondSignalWhileStuck(t, child, '8', ['SIGTERM', 'SIGTERM'], 50)
+  t.equal(exit.code, 1)
+  t.match(await child.report(), { outcome: 'forced', forcedBy: 'second-signal' })
 })
