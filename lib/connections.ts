@@ -54,9 +54,7 @@ export class ConnectionTracker {
 
   get inFlight (): number {
     let busy = this.streams === null ? 0 : this.streams.inFlight
-    for (const socket of this.sockets) {
-      if (isBusy(socket)) busy++
-    }
+    for (const _socket of this.busySockets()) busy++
     return busy
   }
 
@@ -66,8 +64,7 @@ export class ConnectionTracker {
    * requests pipelined behind the current one have run their handlers already.
    */
   closeAfterCurrentResponses (): void {
-    for (const socket of this.sockets) {
-      if (!isBusy(socket)) continue
+    for (const socket of this.busySockets()) {
       const last = socket[kLatestReply]?.raw ?? socket._httpMessage!
       if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
         last.setHeader('connection', 'close')
@@ -81,29 +78,22 @@ export class ConnectionTracker {
 
   openRequests (now: number): OpenRequest[] {
     const open = this.streams === null ? [] : this.streams.openRequests(now)
-    for (const socket of this.sockets) {
-      if (!isBusy(socket)) continue
-      // The newest request names the route that holds the socket; with pipelining it is the last in line.
-      const request = socket[kLatestReply]?.request
-      const arrivedAt = socket[kLatestArrivedAt]
-      const raw = request?.raw ?? socket._httpMessage!.req
-      open.push({
-        method: raw?.method ?? '',
-        url: raw?.url ?? '',
-        route: request?.routeOptions.url,
-        ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
-      })
-    }
+    // The newest request names the route that holds the socket; with pipelining it is the last in line.
+    for (const socket of this.busySockets()) open.push(openRequestOf(socket, now, socket._httpMessage!.req))
     return open
   }
 
   /** For the force path: where the spans of the requests still open can be found. */
   openRequestTelemetry (): RequestTelemetry[] {
     const open = this.streams === null ? [] : this.streams.openRequestTelemetry()
-    for (const socket of this.sockets) {
-      if (isBusy(socket)) open.push({ context: socket[kLatestContext], request: socket[kLatestReply]?.request })
-    }
+    for (const socket of this.busySockets()) open.push(requestTelemetryOf(socket))
     return open
+  }
+
+  private * busySockets (): Generator<HttpSocket> {
+    for (const socket of this.sockets) {
+      if (isBusy(socket)) yield socket
+    }
   }
 
   private readonly track = (socket: HttpSocket): void => {
@@ -115,4 +105,22 @@ export class ConnectionTracker {
 export function isBusy (socket: HttpSocket): boolean {
   const response = socket._httpMessage
   return response !== null && response !== undefined && !response.writableFinished
+}
+
+/** A request still open, from what the drain hook noted about it; `raw` stands in when nothing was noted. */
+export function openRequestOf (notes: RequestNotes, now: number, raw?: IncomingMessage): OpenRequest {
+  const request = notes[kLatestReply]?.request
+  const arrivedAt = notes[kLatestArrivedAt]
+  const message = request?.raw ?? raw
+  return {
+    method: message?.method ?? '',
+    url: message?.url ?? '',
+    route: request?.routeOptions.url,
+    ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
+  }
+}
+
+/** Where the spans of a request still open can be found, from what the drain hook noted about it. */
+export function requestTelemetryOf (notes: RequestNotes): RequestTelemetry {
+  return { context: notes[kLatestContext], request: notes[kLatestReply]?.request }
 }

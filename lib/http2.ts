@@ -2,10 +2,10 @@ import type { Http2SecureServer, Http2Server, ServerHttp2Session, ServerHttp2Str
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { OpenRequest } from '../types'
 import type { CompletionWatcher } from './completions'
-import type { RequestNotes, StreamRequests } from './connections'
+import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
 import type { RequestTelemetry } from './observability'
 import type { DrainParticipant } from './participants'
-import { kLatestArrivedAt, kLatestContext, kLatestReply, kRejected } from './symbols'
+import { kLatestReply, kRejected } from './symbols'
 
 /** A stream with what the drain hook noted about its request. */
 type NotedStream = ServerHttp2Stream & RequestNotes
@@ -66,24 +66,11 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   }
 
   openRequests (now: number): OpenRequest[] {
-    const open: OpenRequest[] = []
-    for (const stream of this.streams) {
-      const request = stream[kLatestReply]?.request
-      const arrivedAt = stream[kLatestArrivedAt]
-      open.push({
-        method: request?.raw.method ?? '',
-        url: request?.raw.url ?? '',
-        route: request?.routeOptions.url,
-        ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
-      })
-    }
-    return open
+    return [...this.streams].map((stream) => openRequestOf(stream, now))
   }
 
   openRequestTelemetry (): RequestTelemetry[] {
-    const open: RequestTelemetry[] = []
-    for (const stream of this.streams) open.push({ context: stream[kLatestContext], request: stream[kLatestReply]?.request })
-    return open
+    return [...this.streams].map(requestTelemetryOf)
   }
 
   /** How the sessions ended, for the report. */
