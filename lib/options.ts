@@ -26,7 +26,7 @@ export const GRACE_PERIOD_ENV = 'TERMINATION_GRACE_PERIOD_SECONDS'
 
 const PROBE_LOG_LEVELS: readonly ProbeLogLevel[] = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace']
 
-const KNOWN_OPTIONS = Object.keys(DEFAULTS) as (keyof ResolvedShutdownOptions)[]
+const KNOWN_OPTIONS = Object.keys(DEFAULTS)
 
 /** Signals a process can be sent and listen for; SIGKILL and SIGSTOP cannot be caught. */
 const CATCHABLE_SIGNALS = new Set(
@@ -91,10 +91,12 @@ function plainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function knownKeys (value: Record<string, unknown>, name: string, known: readonly string[]): void {
+/** Every key of `value` is one of `known`; `within` names the option they belong to, if any. */
+function knownKeys (value: Record<string, unknown>, known: readonly string[], within?: string): void {
+  const label = (key: string): string => within === undefined ? key : `${within}.${key}`
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
-      throw new ERR_UNKNOWN_OPTION(`${name}.${key}`, known.map((option) => `\`${name}.${option}\``).join(', '))
+      throw new ERR_UNKNOWN_OPTION(label(key), known.map((option) => `\`${label(option)}\``).join(', '))
     }
   }
 }
@@ -113,7 +115,7 @@ function routeLogLevel (value: unknown, name: string): ProbeLogLevel {
 function probeRoute (value: unknown, name: 'readiness' | 'liveness'): ResolvedShutdownOptions['readiness'] {
   if (value === undefined || value === false) return false
   if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ path: \'/readyz\' }`', describe(value))
-  knownKeys(value, name, ['path', 'logLevel'])
+  knownKeys(value, ['path', 'logLevel'], name)
   return Object.freeze({ path: routePath(value.path, name), logLevel: routeLogLevel(value.logLevel, name) })
 }
 
@@ -121,7 +123,7 @@ function preStopRoute (value: unknown): ResolvedShutdownOptions['preStopRoute'] 
   const name = 'preStopRoute'
   if (value === undefined || value === false) return false
   if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ path: \'/prestop\', header: { name, value } }`', describe(value))
-  knownKeys(value, name, ['path', 'logLevel', 'header', 'allow'])
+  knownKeys(value, ['path', 'logLevel', 'header', 'allow'], name)
   const { header, allow } = value
   if (header !== undefined) {
     const valid = plainObject(header) && Object.keys(header).every((key) => key === 'name' || key === 'value') &&
@@ -161,7 +163,7 @@ function webSocketOptions (value: unknown): ResolvedShutdownOptions['websocket']
   if (value === undefined) return DEFAULTS.websocket
   if (value === false) return false
   if (!plainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ reason, goodbye, closeTimeout }`', describe(value))
-  knownKeys(value, name, ['reason', 'goodbye', 'closeTimeout'])
+  knownKeys(value, ['reason', 'goodbye', 'closeTimeout'], name)
   const defaults = DEFAULTS.websocket as Exclude<ResolvedShutdownOptions['websocket'], false>
   const reason = value.reason === undefined ? defaults.reason : value.reason
   // A close frame's reason must fit in its 123-byte payload.
@@ -207,15 +209,11 @@ export function worstCaseMs (options: ResolvedShutdownOptions): number {
 
 /** Checks every option once, at register time, and returns the frozen, fully resolved set. */
 export function resolveOptions (input: FastifyShutdownOptions | undefined): ResolvedShutdownOptions {
-  if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+  if (input !== undefined && !plainObject(input)) {
     throw new ERR_INVALID_OPTION('options', 'an object', describe(input))
   }
   const options = (input ?? {}) as Record<string, unknown>
-  for (const name of Object.keys(options)) {
-    if (!(KNOWN_OPTIONS as string[]).includes(name)) {
-      throw new ERR_UNKNOWN_OPTION(name, KNOWN_OPTIONS.map((known) => `\`${known}\``).join(', '))
-    }
-  }
+  knownKeys(options, KNOWN_OPTIONS)
 
   const resolved: ResolvedShutdownOptions = Object.freeze({
     preStopDelay: milliseconds(options, 'preStopDelay'),
