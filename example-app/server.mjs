@@ -9,7 +9,6 @@
 // First import: when started without --import, it must still run before fastify loads.
 import { fastifyOtel, sdk } from './telemetry.mjs'
 import { PassThrough } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import underPressure from '@fastify/under-pressure'
@@ -17,6 +16,7 @@ import fastifyWebsocket from '@fastify/websocket'
 import fastifyShutdown from 'fastify-shutdown'
 import { shutdownOptions } from './config.mjs'
 import { createDb } from './db.mjs'
+import { orderRoutes } from './orders.mjs'
 
 export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 'info' }, shutdown = {} } = {}) {
   const app = Fastify({ logger })
@@ -66,44 +66,7 @@ export async function buildServer ({ logger = { level: process.env.LOG_LEVEL ?? 
     return { status: 'ok' }
   })
 
-  app.get('/orders/:id', {
-    schema: { params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } }, required: ['id'] } }
-  }, async (request, reply) => {
-    const order = await db.getOrder(request.params.id)
-    if (order === null) return reply.code(404).send({ error: 'Not Found', message: `no order ${request.params.id}` })
-    return order
-  })
-
-  app.post('/orders', {
-    schema: {
-      body: {
-        type: 'object',
-        properties: {
-          item: { type: 'string', minLength: 1 },
-          quantity: { type: 'integer', minimum: 1 }
-        },
-        required: ['item', 'quantity'],
-        additionalProperties: false
-      }
-    }
-  }, async (request, reply) => {
-    const order = await db.createOrder(request.body)
-    return reply.code(201).send(order)
-  })
-
-  // Stands in for an expensive report: the kind of request a shutdown must let finish.
-  app.get('/reports/slow', {
-    schema: {
-      querystring: {
-        type: 'object',
-        properties: { ms: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 } }
-      }
-    }
-  }, async (request) => {
-    const { ms } = request.query
-    await sleep(ms)
-    return { report: 'orders', tookMs: ms, orders: await db.countOrders() }
-  })
+  orderRoutes(app, db)
 
   // Server-sent events: an event every `everyMs` until the client leaves, or until the server starts draining.
   // Then a last `bye` event (with `retry`, so an EventSource reconnects, to another instance, soon) and the end
