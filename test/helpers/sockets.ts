@@ -1,15 +1,15 @@
 import type { Test } from 'tap'
 import type { Child } from './child'
-import { get, keepAliveAgent, type PendingRequest } from './http'
+import { get, keepAliveAgent, type Response } from './http'
 
 /**
  * A client holding three keep-alive sockets on the fixture: one idle, one busy with `/slow/1` (waiting for
  * its release), one busy with `/stream/2` whose headers already went out, so they cannot say `close`.
  */
 export async function holdIdleAndBusySockets (t: Test, child: Child): Promise<{
-  busy: PendingRequest
-  streaming: PendingRequest
   idleSocket: import('node:net').Socket
+  /** Lets both busy requests finish; resolves with their responses, busy first. */
+  release (): Promise<[Response, Response]>
 }> {
   const agent = keepAliveAgent(t)
   // Sent together, so each gets its own socket; /fast leaves its socket idle in the agent.
@@ -21,5 +21,12 @@ export async function holdIdleAndBusySockets (t: Test, child: Child): Promise<{
   await streaming.headers
   t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the client keeps one idle socket open')
   t.equal(Object.values(agent.sockets).flat().length, 2, 'and two busy ones')
-  return { busy, streaming, idleSocket }
+  return {
+    idleSocket,
+    release () {
+      child.send({ type: 'release', id: '1' })
+      child.send({ type: 'release', id: '2' })
+      return Promise.all([busy.response, streaming.response])
+    }
+  }
 }

@@ -137,16 +137,14 @@ test('new connections are refused once the listener has closed', async (t) => {
 // response said `keep-alive` before the shutdown began, once that response has ended.
 test(`exits 0 within ${PROMPT_MS} ms of the last response while the client holds idle and busy keep-alive sockets`, async (t) => {
   const child = await startFixture(t, 'app')
-  const { busy, streaming, idleSocket } = await holdIdleAndBusySockets(t, child)
+  const { idleSocket, release } = await holdIdleAndBusySockets(t, child)
 
   child.signal('SIGTERM')
   await child.log('listener closed, draining')
   await closed(idleSocket)
   t.pass('the idle keep-alive socket was closed by the server')
 
-  child.send({ type: 'release', id: '1' })
-  child.send({ type: 'release', id: '2' })
-  const responses = await Promise.all([busy.response, streaming.response])
+  const responses = await release()
   t.equal(responses[0].headers.connection, 'close', 'the busy response was told to close')
   t.equal(responses[1].headers.connection, 'keep-alive', 'the stream had sent its headers before the shutdown')
   t.equal(responses[1].body, 'first\nlast\n')
