@@ -13,19 +13,22 @@ function withoutRunnerListeners (t: Test): void {
 }
 
 
-test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is named in a warning at listen', async (t) => {
+/** An app listening beside `listener` on SIGTERM (the runner's own set aside); resolves with its warnings. */
+async function warningsBeside (t: Test, listener: (...args: unknown[]) => unknown): Promise<Record<string, unknown>[]> {
   withoutRunnerListeners(t)
-  function onSignal (): void {}
-  process.on('SIGTERM', onSignal)
-  t.teardown(() => process.removeListener('SIGTERM', onSignal))
-
+  process.on('SIGTERM', listener)
+  t.teardown(() => process.removeListener('SIGTERM', listener))
   const { stream, lines } = logCapture()
   const app = Fastify({ logger: { level: 'warn', stream } })
   await app.register(fastifyShutdown, { exit: false })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
+  return lines.filter((line) => line.plugin === 'fastify-shutdown' && line.level === 40)
+}
 
-  const warnings = lines.filter((line) => line.plugin === 'fastify-shutdown' && line.level === 40)
+test('another SIGTERM listener, such as fastify-cli\'s close-with-grace, is named in a warning at listen', async (t) => {
+  function onSignal (): void {}
+  const warnings = await warningsBeside(t, onSignal)
   t.equal(warnings.length, 1)
   t.match(warnings[0], {
     signal: 'SIGTERM',
@@ -47,21 +50,12 @@ test('no warning when the plugin is alone, or when the app owns its signals', as
 })
 
 test('a SIGTERM listener that shuts an SDK down, as OpenTelemetry\'s register script does, gets its own warning', async (t) => {
-  withoutRunnerListeners(t)
   const sdk = { shutdown: async () => {} }
   // The shape of @opentelemetry/auto-instrumentations-node/register's listener.
   async function shutdown (): Promise<void> {
     await sdk.shutdown()
   }
-  process.on('SIGTERM', shutdown)
-  t.teardown(() => process.removeListener('SIGTERM', shutdown))
-
-  const { stream, lines } = logCapture()
-  const app = Fastify({ logger: { level: 'warn', stream } })
-  await app.register(fastifyShutdown, { exit: false })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  t.match(lines.filter((line) => line.level === 40), [{
+  t.match(await warningsBeside(t, shutdown), [{
     signal: 'SIGTERM',
     listeners: ['shutdown'],
     msg: /another SIGTERM listener shuts telemetry down at once.*pass the SDK as the `telemetry` option instead/
