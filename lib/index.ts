@@ -123,8 +123,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
 
   fastify.addHook('preClose', (hookDone) => {
-    sequence.closingDirectly()
-    hookDone()
+    void sequence.closingDirectly().then(() => hookDone())
   })
   fastify.addHook('onClose', (_instance, hookDone) => {
     connections.detach()

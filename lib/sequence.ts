@@ -98,8 +98,8 @@ export class ShutdownSequence implements DrainGate {
   }
 
   /** Called when `fastify.close()` runs without a shutdown of ours: drain what is open, never hang on it. */
-  closingDirectly (): void {
-    if (this.completion) return
+  closingDirectly (): Promise<void> {
+    if (this.completion) return Promise.resolve()
     this.closedDirectly = true
     this.serving = false
     this.state = STATE.CLOSING
@@ -108,6 +108,8 @@ export class ShutdownSequence implements DrainGate {
     this.completions.reapIdleSockets()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
+    // Shutdown tasks end before the onClose hooks close what they use, as on the scheduled path.
+    return this.participantsSettled()
   }
 
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
@@ -152,7 +154,7 @@ export class ShutdownSequence implements DrainGate {
     const listenerClosed = this.closeListener()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
-    await Promise.all([listenerClosed, ...this.participants.map((participant) => participant.settled?.())])
+    await Promise.all([listenerClosed, this.participantsSettled()])
     if (this.forcedBy !== null) return
     this.phases.drainMs = elapsedSince(drainStart)
     this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.completions.completed, rejectedRequests: this.rejectedRequests }, 'drained')
@@ -223,6 +225,10 @@ export class ShutdownSequence implements DrainGate {
       })
     }
     return this.telemetry
+  }
+
+  private async participantsSettled (): Promise<void> {
+    await Promise.all(this.participants.map((participant) => participant.settled?.()))
   }
 
   /** One participant that throws is logged and reported; it never keeps the others from being told. */

@@ -147,3 +147,30 @@ test('addTask refuses bad tasks, and tasks added once the shutdown has started',
   t.throws(() => app.shutdown.addTask({ name: 'too late', run: () => {} }), { code: 'FST_SHUTDOWN_TASK_TOO_LATE' })
   await report
 })
+
+test('a direct fastify.close() runs the shutdown tasks and waits for them before the onClose hooks', async (t) => {
+  const events: string[] = []
+  const app = Fastify()
+  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  app.addHook('onClose', async () => { events.push('onClose') })
+  await app.ready()
+  let finish!: () => void
+  let taskStarted!: () => void
+  const started = new Promise<void>((resolve) => { taskStarted = resolve })
+  app.shutdown.addTask({
+    name: 'finish jobs',
+    run: () => new Promise<void>((resolve) => {
+      events.push('task started')
+      finish = () => { events.push('task done'); resolve() }
+      taskStarted()
+    })
+  })
+  const closing = app.close()
+  await started
+  // One full turn of the event loop: time enough for an onClose hook that did not wait to have run.
+  await new Promise(setImmediate)
+  t.same(events, ['task started'], 'the onClose hooks wait for the task')
+  finish()
+  await closing
+  t.same(events, ['task started', 'task done', 'onClose'])
+})
