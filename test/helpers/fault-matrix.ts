@@ -1,0 +1,296 @@
+/**
+ * The fault matrix: every hostile condition the plugin promises to survive, with what an operator sees.
+ * Each row is proven by the test whose title `faultTest(id)` gives; test/fault-matrix.test.ts checks that
+ * every row has its test and that the README's table is the one `matrixTable()` renders.
+ */
+export interface FaultRow {
+  readonly area: 'signals' | 'clients' | 'app code' | 'dependencies' | 'misuse' | 'resources'
+  readonly condition: string
+  /** The process's exit code, or what register/start does when nothing exits. */
+  readonly exit: string
+  /** The longest it may take, in option names (defaults: drainTimeout 10 s, forceTimeout 3 s). */
+  readonly within: string
+  readonly client: string
+  readonly report: string
+}
+
+export const FAULT_MATRIX = {
+  'signal-storm': {
+    area: 'signals',
+    condition: '10 SIGTERMs within 10 ms',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete, with `Connection: close`',
+    report: '`completed`, trigger SIGTERM'
+  },
+  'duplicate-signal': {
+    area: 'signals',
+    condition: 'the same signal again within `duplicateSignalWindow` (one Ctrl-C forwarded by npm, tsx or nodemon)',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: '`completed`; a debug line says the duplicate was ignored'
+  },
+  'deliberate-second-signal': {
+    area: 'signals',
+    condition: 'the same signal again after `duplicateSignalWindow`',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut (ECONNRESET)',
+    report: '`forced`, forcedBy `second-signal`, openRequests names them'
+  },
+  'sigint-then-sigterm': {
+    area: 'signals',
+    condition: 'SIGINT, then SIGTERM',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut (ECONNRESET)',
+    report: '`forced`, forcedBy `second-signal`, trigger SIGINT, openRequests names them'
+  },
+  'signal-during-pre-stop': {
+    area: 'signals',
+    condition: 'a second signal during `preStopDelay`',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'the listener closes at once; nothing was in flight to cut',
+    report: '`forced`, forcedBy `second-signal`, openRequests empty'
+  },
+  'signal-before-listen': {
+    area: 'signals',
+    condition: 'SIGTERM before `listen()` has finished',
+    exit: '0',
+    within: 'startup + a few ms',
+    client: 'connection refused: the server never serves',
+    report: '`completed`, 0 requests'
+  },
+  'signal-during-app-close': {
+    area: 'signals',
+    condition: 'SIGTERM while app code is already running `fastify.close()`',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: 'one report, `completed`'
+  },
+  'stuck-handler': {
+    area: 'clients',
+    condition: 'a handler that never answers',
+    exit: '1',
+    within: 'drainTimeout + forceTimeout',
+    client: 'its request is cut (ECONNRESET) at drainTimeout',
+    report: '`forced`, forcedBy `drain-timeout`, openRequests names method, URL, route and age'
+  },
+  'slowloris': {
+    area: 'clients',
+    condition: 'a slowloris connection that sent half its headers',
+    exit: '0',
+    within: 'a few ms after the listener closes',
+    client: 'its socket is closed: no request was ever accepted',
+    report: '`completed`, it is not counted as a request'
+  },
+  'slow-upload': {
+    area: 'clients',
+    condition: 'a large body still uploading slowly when draining starts',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'the upload completes and is answered, with `Connection: close`',
+    report: '`completed`, counted in completedRequests'
+  },
+  'pipelined': {
+    area: 'clients',
+    condition: 'requests pipelined on one keep-alive socket across the moment draining starts',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'those whose handlers ran get their responses; later ones get 503 and never reach a handler',
+    report: '`completed`, the 503s counted in rejectedRequests'
+  },
+  'never-reads': {
+    area: 'clients',
+    condition: 'a client that never reads its response',
+    exit: '1',
+    within: 'drainTimeout + forceTimeout',
+    client: 'its socket is destroyed at drainTimeout',
+    report: '`forced`, forcedBy `drain-timeout`, openRequests names it'
+  },
+  'idle-10k': {
+    area: 'clients',
+    condition: '10,000 idle keep-alive sockets',
+    exit: '0',
+    within: 'a few hundred ms',
+    client: 'every socket is closed by the server, none with a request on it',
+    report: '`completed`'
+  },
+  'onclose-throws': {
+    area: 'app code',
+    condition: 'an `onClose` hook that throws',
+    exit: '1',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: '`completed`, exitCode 1, errors names the hook\'s error'
+  },
+  'onclose-hangs': {
+    area: 'app code',
+    condition: 'an `onClose` hook that never resolves',
+    exit: '1',
+    within: 'drainTimeout + forceTimeout',
+    client: 'in-flight requests complete first',
+    report: '`forced`, forcedBy `drain-timeout`, errors says forceTimeout ran out'
+  },
+  'task-throws': {
+    area: 'app code',
+    condition: 'a shutdown task that throws',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: 'tasks lists it `failed` with its error; the other tasks still run'
+  },
+  'route-throws-during-drain': {
+    area: 'app code',
+    condition: 'a route that throws while draining',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'that request gets Fastify\'s 500, with `Connection: close`',
+    report: '`completed`, counted in completedRequests'
+  },
+  'uncaught-exception': {
+    area: 'app code',
+    condition: 'an uncaught exception while serving',
+    exit: '1',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: '`completed`, trigger `error` with message and stack, exitCode 1'
+  },
+  'unhandled-rejection': {
+    area: 'app code',
+    condition: 'an unhandled rejection while serving',
+    exit: '1',
+    within: 'last response + a few ms',
+    client: 'in-flight requests complete',
+    report: '`completed`, trigger `error` with message and stack, exitCode 1'
+  },
+  'uncaught-exception-mid-drain': {
+    area: 'app code',
+    condition: 'an uncaught exception in the middle of a drain',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut (ECONNRESET)',
+    report: '`forced`, forcedBy `fatal-error`, errors has the message, openRequests names them'
+  },
+  'unhandled-rejection-mid-drain': {
+    area: 'app code',
+    condition: 'an unhandled rejection in the middle of a drain',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut (ECONNRESET)',
+    report: '`forced`, forcedBy `fatal-error`, errors has the message, openRequests names them'
+  },
+  'telemetry-refused': {
+    area: 'dependencies',
+    condition: 'telemetry endpoint down: nothing listens (ECONNREFUSED)',
+    exit: '0',
+    within: 'last response + telemetryTimeout',
+    client: 'in-flight requests complete',
+    report: '`completed`, telemetry not confirmed, errors names the timeout'
+  },
+  'telemetry-hangs': {
+    area: 'dependencies',
+    condition: 'telemetry endpoint accepts and never answers',
+    exit: '0',
+    within: 'last response + telemetryTimeout',
+    client: 'in-flight requests complete',
+    report: '`completed`, telemetry not confirmed, errors names the timeout'
+  },
+  'telemetry-rejects': {
+    area: 'dependencies',
+    condition: 'telemetry endpoint refuses every export',
+    exit: '0',
+    within: 'last response + telemetryTimeout',
+    client: 'in-flight requests complete',
+    report: '`completed`, errors names the exporter\'s failure'
+  },
+  'telemetry-dns': {
+    area: 'dependencies',
+    condition: 'telemetry endpoint\'s host name does not resolve',
+    exit: '0',
+    within: 'last response + telemetryTimeout',
+    client: 'in-flight requests complete',
+    report: '`completed`, errors names the failure or the timeout'
+  },
+  'telemetry-hangs-on-force': {
+    area: 'dependencies',
+    condition: 'a second signal while the telemetry endpoint never answers',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut',
+    report: '`forced`, telemetry not confirmed'
+  },
+  'register-twice': {
+    area: 'misuse',
+    condition: 'registering the plugin twice on one instance',
+    exit: 'register rejects',
+    within: 'at register',
+    client: 'the server never starts',
+    report: 'FST_SHUTDOWN_ALREADY_REGISTERED'
+  },
+  'encapsulated': {
+    area: 'misuse',
+    condition: 'registering inside an encapsulated child context',
+    exit: 'register rejects',
+    within: 'at register',
+    client: 'the server never starts',
+    report: 'FST_SHUTDOWN_NOT_ROOT'
+  },
+  'option-fuzz': {
+    area: 'misuse',
+    condition: 'any bad option (the option object fuzzed)',
+    exit: 'register rejects',
+    within: 'at register',
+    client: 'the server never starts',
+    report: 'FST_SHUTDOWN_INVALID_OPTION, FST_SHUTDOWN_UNKNOWN_OPTION or FST_SHUTDOWN_BUDGET_EXCEEDED; an accepted one shuts down cleanly'
+  },
+  'start-after-close': {
+    area: 'misuse',
+    condition: '`shutdown.start()` after `fastify.close()`',
+    exit: 'no second exit',
+    within: 'at once',
+    client: '—',
+    report: 'the report of the close that already ran'
+  },
+  'force-before-start': {
+    area: 'misuse',
+    condition: '`shutdown.force()` before `shutdown.start()`',
+    exit: '1',
+    within: 'forceTimeout',
+    client: 'in-flight requests are cut',
+    report: '`forced`, forcedBy `manual`'
+  },
+  'register-close-1000': {
+    area: 'resources',
+    condition: '1,000 register/listen/close cycles in one process',
+    exit: '—',
+    within: '—',
+    client: '—',
+    report: 'no listener, timer, socket or warning left (`process.getActiveResourcesInfo()`), heap does not grow'
+  }
+} as const satisfies Record<string, FaultRow>
+
+export type FaultId = keyof typeof FAULT_MATRIX
+
+/** The title of the test that proves a row. */
+export function faultTest (id: FaultId): string {
+  const row: FaultRow = FAULT_MATRIX[id]
+  return `fault matrix [${id}]: ${row.condition} → exit ${row.exit} within ${row.within}; client: ${row.client}; report: ${row.report}`
+}
+
+const cell = (text: string): string => text.replaceAll('|', '\\|')
+
+/** The README's table. */
+export function matrixTable (): string {
+  const lines = [
+    '| | Condition | Exit | Within | The client sees | The report says |',
+    '|---|---|---|---|---|---|'
+  ]
+  for (const row of Object.values(FAULT_MATRIX) as FaultRow[]) {
+    lines.push(`| ${row.area} | ${[row.condition, row.exit, row.within, row.client, row.report].map(cell).join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
