@@ -29,6 +29,8 @@ export interface ScenarioOptions {
   warmRequests: number
   maxLoadMs: number
   maxRequests: number
+  /** Width of the result's timeline buckets, ms. */
+  timelineBucketMs: number
 }
 
 export const DEFAULTS: Readonly<ScenarioOptions>
@@ -101,6 +103,8 @@ export interface ScenarioResult {
   durationMs: number
   loadStoppedBy: 'stop' | 'maxMs' | 'maxRequests'
   replicas: ReplicaResult[]
+  /** Requests that ended in each `bucketMs` since the load started (`sigtermAtMs` counts from the same moment). */
+  timeline: { bucketMs: number, ok: number[], failed: number[] }
   failures: Failure[]
   haproxyLog: string[]
   dir?: string

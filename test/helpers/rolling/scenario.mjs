@@ -55,7 +55,9 @@ export const DEFAULTS = Object.freeze({
   warmRequests: 300,
   /** Bounds on the load, whatever happens to the scenario. */
   maxLoadMs: 150_000,
-  maxRequests: 2_000_000
+  maxRequests: 2_000_000,
+  /** Width of the time buckets of the result's `timeline` (requests served and failed, by their end). */
+  timelineBucketMs: 250
 })
 
 /** How many failures (and HAProxy log lines) the result lists one by one; the counts cover all of them. */
@@ -231,6 +233,11 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
   }
   const failures = [...non2xx, ...connectionErrors].sort((a, b) => a.start - b.start)
 
+  const bucketOf = (record) => Math.max(0, Math.floor((record.end - t0) / options.timelineBucketMs))
+  const buckets = records.reduce((most, record) => Math.max(most, bucketOf(record)), 0) + 1
+  const timeline = { bucketMs: options.timelineBucketMs, ok: Array(buckets).fill(0), failed: Array(buckets).fill(0) }
+  for (const record of records) timeline[ok(record) ? 'ok' : 'failed'][bucketOf(record)]++
+
   return {
     scenario: label,
     options,
@@ -250,6 +257,8 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
     durationMs: round(performance.now() - t0),
     loadStoppedBy: stoppedBy,
     replicas,
+    /** Requests that ended in each bucket since the load started, 2xx and failed apart. */
+    timeline,
     failures: failures.slice(0, LISTED_FAILURES).map(place),
     haproxyLog: haproxy.requestLogs().slice(0, LISTED_FAILURES).map(({ at, line }) => `+${round(at - t0)}ms ${line}`),
     ...(dir === undefined ? {} : { dir })
