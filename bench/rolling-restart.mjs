@@ -1,10 +1,14 @@
 // The rolling restart of test/rolling/rolling-restart.test.ts from the command line: N replicas behind a real
 // HAProxy under keep-alive load, each replaced in turn the way Kubernetes does it, once with fastify-shutdown
 // (example-app/server.mjs) and once with close-with-grace + fastify.close() (the baseline), then a table.
+// `node bench/run.mjs --only rolling` runs the same as a benchmark suite (bench/rolling.mjs); this CLI is for
+// trying options out.
 //
 //   npm run build && node bench/rolling-restart.mjs [options]
 //
 //   --scenario plugin,baseline   which to run (default both, in that order)
+//   --rounds 1                   how many times, interleaved (plugin, baseline, plugin, baseline, ...)
+//   --chart file.svg             draw the first round of each: requests/s and failures over time
 //   --restarts 5                 replicas replaced, one after another
 //   --pre-stop 1500              the plugin's preStopDelay (PRE_STOP_DELAY_MS), ms
 //   --lags 1000,1250,...         endpoint propagation lag of each restart in turn, ms
@@ -16,13 +20,16 @@
 //                                HAProxy's log of abnormal requests, each replica's report)
 //
 // Needs haproxy (`apt-get install -y haproxy`). Everything listens on 127.0.0.1 and stops by itself.
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { APPS, DEFAULTS, formatTable, haproxyVersion, runRollingRestart } from '../test/helpers/rolling/index.mjs'
+import { APPS, DEFAULTS, formatTable, haproxyVersion } from '../test/helpers/rolling/index.mjs'
+import { rollingChart, runRounds } from './rolling.mjs'
 
 const { values } = parseArgs({
   options: {
     scenario: { type: 'string', default: 'plugin,baseline' },
+    rounds: { type: 'string', default: '1' },
+    chart: { type: 'string' },
     restarts: { type: 'string' },
     'pre-stop': { type: 'string' },
     lags: { type: 'string' },
@@ -65,15 +72,16 @@ for (const scenario of scenarios) {
   if (!(scenario in APPS)) throw new TypeError(`Expected --scenario to list ${Object.keys(APPS).join(', ')}, got "${scenario}"`)
 }
 
-console.error(`${version}; ${JSON.stringify({ ...DEFAULTS, ...overrides })}`)
-const results = []
-for (const app of scenarios) {
-  results.push(await runRollingRestart({ app, script: app === 'plugin' ? values.script : undefined, log: (line) => console.error(line), ...overrides }))
-}
+const rounds = numbers('rounds', values.rounds)[0]
+if (!Number.isInteger(rounds) || rounds < 1) throw new TypeError(`Expected --rounds to be a positive integer, got "${values.rounds}"`)
 
+console.error(`${version}; ${JSON.stringify({ ...DEFAULTS, ...overrides })}`)
+const results = await runRounds({ rounds, scenarios, overrides, script: values.script, log: (line) => console.error(line) })
+
+if (values.chart !== undefined) writeFileSync(values.chart, rollingChart(results))
 console.log(formatTable(results))
 for (const result of results) {
-  console.log(`${result.scenario}: failures ${JSON.stringify(result.failureKinds)}; p50 ${result.latencyMs.p50} ms, p99 fast ${result.latencyMs.fastP99} / slow ${result.latencyMs.slowP99} / long ${result.latencyMs.longP99} ms`)
+  console.log(`${result.scenario}, round ${result.round}: failures ${JSON.stringify(result.failureKinds)}; p50 ${result.latencyMs.p50} ms, p99 fast ${result.latencyMs.fastP99} / slow ${result.latencyMs.slowP99} / long ${result.latencyMs.longP99} ms`)
 }
 if (values.json) console.log(JSON.stringify(results, null, 2))
 process.exitCode = results.some((r) => r.scenario === 'plugin' && r.non2xx + r.connectionErrors > 0) ? 1 : 0
