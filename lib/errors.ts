@@ -22,6 +22,24 @@ export const ERR_BUDGET_EXCEEDED = createError<[sum: string, gracePeriod: number
   RangeError
 )
 
+export const ERR_ALREADY_REGISTERED = createError(
+  'FST_SHUTDOWN_ALREADY_REGISTERED',
+  'fastify-shutdown is already registered on this instance: one instance has one shutdown',
+  500
+)
+
+export const ERR_NOT_ROOT = createError(
+  'FST_SHUTDOWN_NOT_ROOT',
+  'fastify-shutdown must be registered on the root instance (or in a plugin wrapped with fastify-plugin): ' +
+    'in an encapsulated context its hooks would miss every route outside it',
+  500
+)
+
+/** An error's message for the report, whatever was thrown. */
+export function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
 /** The code in the body of the 503 answered to requests that arrive while draining. */
 export const DRAINING_CODE = 'FST_SHUTDOWN_DRAINING'
 

@@ -1,4 +1,4 @@
-import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyInstance, FastifyPluginCallback } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
 import { CompletionWatcher } from './completions'
@@ -6,6 +6,7 @@ import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
 import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
+import { ERR_ALREADY_REGISTERED, ERR_NOT_ROOT, messageOf } from './errors'
 import { addHealthRoutes } from './health'
 import { http2Sessions } from './http2'
 import { logWritesSettled } from './log-drain'
@@ -22,6 +23,8 @@ import { webSocketParticipant } from './websocket'
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
   let options: ResolvedShutdownOptions
   try {
+    if (!isRootInstance(fastify)) throw new ERR_NOT_ROOT()
+    if (fastify.hasDecorator('shutdown')) throw new ERR_ALREADY_REGISTERED()
     options = resolveOptions(opts)
   } catch (err) {
     // avvio does not catch what a callback plugin throws: hand it to `done` so `register` rejects with it.
@@ -99,7 +102,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     },
     exit: exitOnce,
     fatalDuringShutdown (err) {
-      log.fatal({ err, state: sequence.state, openRequests: connections.openRequests(Date.now()) }, 'fatal error while shutting down, exiting at once')
+      log.fatal({ err, state: sequence.state, openRequests: connections.openRequests(Date.now()) }, 'fatal error while shutting down, forcing')
+      void sequence.force('fatal-error', { type: 'error', error: err }, `fatal error while shutting down: ${messageOf(err)}`)
     },
     warnForeignListeners (signal) {
       warnAboutForeignListeners(log, [signal], (listener) => signalHub.isOurs(listener))
@@ -139,6 +143,14 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   })
 
   done()
+}
+
+/**
+ * Fastify makes each encapsulated context with `Object.create(parent)`, so only the root instance (which
+ * fastify-plugin hands through from the top level) is a plain object.
+ */
+function isRootInstance (fastify: FastifyInstance): boolean {
+  return Object.getPrototypeOf(fastify) === Object.prototype
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })

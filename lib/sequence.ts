@@ -3,6 +3,7 @@ import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownRepo
 import type { CompletionWatcher } from './completions'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
+import { messageOf } from './errors'
 import type { ShutdownObservability } from './observability'
 import type { DrainParticipant } from './participants'
 import type { RequestSignals } from './request-signals'
@@ -89,8 +90,10 @@ export class ShutdownSequence implements DrainGate {
     return completion
   }
 
-  force (forcedBy: ForcedBy, trigger: ShutdownTrigger): Promise<ShutdownReport> {
+  /** `error`: what went wrong, for the report's errors (a fatal error during the shutdown). */
+  force (forcedBy: ForcedBy, trigger: ShutdownTrigger, error?: string): Promise<ShutdownReport> {
     const completion = this.completion ?? this.begin(trigger)
+    if (error !== undefined && this.state !== STATE.CLOSED) this.errors.push(error)
     if (this.forcedBy !== null || this.state === STATE.CLOSED) return completion
     this.forcedBy = forcedBy
     void this.forced()
@@ -333,8 +336,4 @@ function unconfirmedTelemetry (targets: number, cutSpans: number): TelemetryOutc
     timedOut: true,
     cutSpans
   })
-}
-
-function messageOf (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -10,11 +10,13 @@ export interface SignalParticipant {
   force (trigger: ShutdownTrigger): void
   /** Called once every app has finished, with the worst exit code among them; false when it does not exit. */
   exit (code: number): Promise<boolean>
-  /** A second fatal error arrived; close-with-grace exits with 1 right after this returns. */
+  /** A fatal error arrived while shutting down: the force path. */
   fatalDuringShutdown (err: unknown): void
   /** Signal listeners that are not ours, seen when a signal arrives. */
   warnForeignListeners (signal: NodeJS.Signals): void
 }
+
+const FATAL_ERRORS = ['uncaughtException', 'unhandledRejection'] as const
 
 const CLOSE_WITH_GRACE_SIGNALS: closeWithGrace.AllEvents[] = [
   'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'
@@ -24,8 +26,10 @@ const CLOSE_WITH_GRACE_SIGNALS: closeWithGrace.AllEvents[] = [
  * Signals and fatal errors belong to the process, not to one app: one set of listeners serves every
  * registered app, so two apps both drain on one SIGTERM and a hundred apps add no more listeners than one.
  *
- * close-with-grace owns fatal errors and the sequencing, entered through its `close()` for signals. Signals
- * themselves are ours: its second-signal handler exits synchronously, and the force path needs async work.
+ * close-with-grace owns the first fatal error and the sequencing, entered through its `close()` for signals.
+ * Signals themselves are ours, and so are fatal errors once a shutdown runs: its handlers for a second
+ * signal or error call `process.exit(1)` synchronously, which would drop the requests in flight and every
+ * queued span without a report, and the force path needs async work.
  */
 class SignalHub {
   private readonly participants = new Set<SignalParticipant>()
@@ -44,8 +48,7 @@ class SignalHub {
     this.graceful ??= closeWithGrace({
       delay: null,
       logger: false,
-      skip: [...CLOSE_WITH_GRACE_SIGNALS, 'beforeExit'],
-      onSecondError: this.onSecondError
+      skip: [...CLOSE_WITH_GRACE_SIGNALS, 'beforeExit']
     }, this.shutDownAll)
   }
 
@@ -83,11 +86,31 @@ class SignalHub {
     for (const participant of concerned) participant.force(trigger)
   }
 
-  private readonly onSecondError = (err: unknown): void => {
+  private readonly onFatalDuringShutdown = (err: unknown): void => {
     for (const participant of this.running) participant.fatalDuringShutdown(err)
   }
 
+  /**
+   * close-with-grace has just added its `afterFirstError` listeners, which exit at once: the force path
+   * takes their place, bounded by forceTimeout.
+   */
+  private takeOverFatalErrors (): void {
+    const processEvents: NodeJS.EventEmitter = process
+    for (const event of FATAL_ERRORS) {
+      for (const listener of processEvents.listeners(event)) {
+        if (listener.name === 'afterFirstError') processEvents.removeListener(event, listener as (...args: unknown[]) => void)
+      }
+      processEvents.on(event, this.onFatalDuringShutdown)
+    }
+  }
+
+  private releaseFatalErrors (): void {
+    const processEvents: NodeJS.EventEmitter = process
+    for (const event of FATAL_ERRORS) processEvents.removeListener(event, this.onFatalDuringShutdown)
+  }
+
   private readonly shutDownAll = async ({ err }: { err?: unknown }): Promise<void> => {
+    this.takeOverFatalErrors()
     const trigger: ShutdownTrigger = err === undefined ? this.firstTrigger! : { type: 'error', error: err }
     this.firstTrigger ??= trigger
     this.running = [...this.participants].filter((participant) =>
@@ -98,6 +121,7 @@ class SignalHub {
     this.running = []
     if (!exited) {
       this.firstTrigger = null
+      this.releaseFatalErrors()
       this.release()
     }
     // close-with-grace calls process.exit() once this settles; exiting is the participants' choice.

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import fastifyShutdown from './helpers/plugin'
 import type { FastifyShutdownOptions } from '../types'
+import { faultTest } from './helpers/fault-matrix'
 import { closed, get, keepAliveAgent } from './helpers/http'
 
 interface Harness {
@@ -153,10 +154,14 @@ test('the drain deadline forces the shutdown and the report names what held it',
   t.notOk('closeMs' in report.phases)
 })
 
-test('force() before start() forces at once and exits 1', async (t) => {
-  const { app, exits } = await listening(t)
+test(faultTest('force-before-start'), async (t) => {
+  const { app, port, exits } = await listening(t)
+  const stuck = get(keepAliveAgent(t), port, '/stuck/5')
+  await inFlight(app, 1)
   const report = await app.shutdown.force('operator')
+  await t.rejects(stuck.response, { code: 'ECONNRESET' }, 'the request in flight is cut')
   t.match(report, { trigger: { type: 'manual', reason: 'operator' }, outcome: 'forced', forcedBy: 'manual', exitCode: 1 })
+  t.match(report.openRequests, [{ url: '/stuck/5', route: '/stuck/:id' }])
   t.same(exits, [1])
   t.equal(await app.shutdown.start(), report, 'a later start() gets the same report')
 })

@@ -240,7 +240,7 @@ declare namespace fastifyShutdown {
     /** `completed`: everything finished in time; `forced`: the force path ran and cut work short. */
     readonly outcome: 'completed' | 'forced'
     /** Why the force path ran, when it did. */
-    readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'manual'
+    readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual'
     readonly exitCode: number
     readonly startedAt: string
     readonly durationMs: number

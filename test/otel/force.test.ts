@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { faultTest } from '../helpers/fault-matrix'
 import { get, keepAliveAgent } from '../helpers/http'
 import { secondSignalWhileStuck } from '../helpers/scenarios'
 import { holdRequests, INSTRUMENTATIONS, points, serverSpan, startOtelApp, telemetryReport } from '../helpers/otel/app'
@@ -79,7 +80,7 @@ for (const instrumentation of INSTRUMENTATIONS) {
   })
 }
 
-test('a second SIGTERM with a receiver that never answers: the export is bounded by forceTimeout, exit 1 on time', async (t) => {
+test(faultTest('telemetry-hangs-on-force'), async (t) => {
   const receiver = await OtlpReceiver.start(t, 'hang')
   const child = await startOtelApp(t, receiver, {
     protocol: 'json',

@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { faultTest } from '../helpers/fault-matrix'
 import { get, keepAliveAgent } from '../helpers/http'
 import { startOtelApp, telemetryReport } from '../helpers/otel/app'
 import { OtlpReceiver } from '../helpers/otel/receiver'
@@ -9,10 +10,13 @@ const MARGIN_MS = 500
 /** Timers run on the monotonic clock, log times are Date.now(): they can disagree by a few milliseconds. */
 const EARLY_MS = 5
 
-// With the SDK's own exporter timeout (10 s, retries included: ECONNREFUSED and timeouts are retryable),
-// a receiver that refuses or never answers would hold the process for seconds: telemetryTimeout must end it.
-for (const mode of ['refuse', 'hang'] as const) {
-  test(`a receiver that ${mode === 'refuse' ? 'refuses connections' : 'never answers'}: the process exits at telemetryTimeout, telemetry not confirmed`, async (t) => {
+const rows = { refuse: 'telemetry-refused', hang: 'telemetry-hangs', unavailable: 'telemetry-unavailable' } as const
+
+// With the SDK's own exporter timeout (10 s, retries included: ECONNREFUSED, timeouts and 503 are retryable),
+// a receiver that refuses, never answers or is unavailable would hold the process for seconds:
+// telemetryTimeout must end it.
+for (const mode of ['refuse', 'hang', 'unavailable'] as const) {
+  test(faultTest(rows[mode]), async (t) => {
     const receiver = await OtlpReceiver.start(t, mode)
     const child = await startOtelApp(t, receiver, { protocol: 'protobuf', telemetry: true, shutdown: { telemetryTimeout: TELEMETRY_MS } })
     t.equal((await get(keepAliveAgent(t), child.port, '/fast').response).status, 200)
@@ -34,14 +38,14 @@ for (const mode of ['refuse', 'hang'] as const) {
     const telemetryMs = report.phases.telemetryMs!
     t.ok(telemetryMs >= TELEMETRY_MS - EARLY_MS && telemetryMs < TELEMETRY_MS + MARGIN_MS,
       `the telemetry phase took ${telemetryMs} ms: the bound ended it, not the exporters`)
-    if (mode === 'hang') {
+    if (mode !== 'refuse') {
       t.ok(receiver.requests.length > 0 && receiver.requests.every((request) => !request.answered),
-        `the exporters reached the receiver (${receiver.requests.length} requests) and were never answered`)
+        `the exporters reached the receiver (${receiver.requests.length} requests) and never had an export accepted`)
     }
   })
 }
 
-test('exporters that give up before telemetryTimeout: shutdown() rejects, the report names the failure', async (t) => {
+test(faultTest('telemetry-rejects'), async (t) => {
   const receiver = await OtlpReceiver.start(t, 'refuse')
   // ECONNREFUSED is retried after about a second; with a 200 ms timeout the exporters give up at once.
   const child = await startOtelApp(t, receiver, { protocol: 'json', exporterTimeout: 200, telemetry: true, shutdown: { telemetryTimeout: 5000 } })

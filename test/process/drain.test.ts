@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { faultTest } from '../helpers/fault-matrix'
 import { holdIdleAndBusySockets } from '../helpers/sockets'
 import { startFixture } from '../helpers/child'
 import { closed, get, keepAliveAgent, RawConnection, slowBody } from '../helpers/http'
@@ -47,7 +48,7 @@ test('in-flight requests on keep-alive sockets finish with whole bodies and Conn
 // Once the listener closes, Node ends every idle connection, so a request can only reach a draining server
 // on a connection that is busy: pipelined behind a response in flight. http.Agent never pipelines, hence a
 // hand-driven connection here.
-test('a request pipelined on an open keep-alive connection while draining gets 503 and never reaches its handler', async (t) => {
+test(faultTest('pipelined'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { retryAfter: 7 } })
   const connection = await RawConnection.open(t, child.port)
 

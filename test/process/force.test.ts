@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { faultTest } from '../helpers/fault-matrix'
 import { startFixture, type LogLine } from '../helpers/child'
 import { get, keepAliveAgent } from '../helpers/http'
 import { secondSignalWhileStuck } from '../helpers/scenarios'
@@ -24,7 +25,7 @@ function drainElapsed (started: LogLine, listenerClosed: LogLine, forcing: LogLi
   }
 }
 
-test('a stuck handler forces the shutdown at drainTimeout: exit 1, the report names the request', async (t) => {
+test(faultTest('stuck-handler'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: DRAIN_MS, forceTimeout: FORCE_MS } })
   const stuck = get(keepAliveAgent(t), child.port, '/stuck/42')
   await child.message((m) => m.type === 'handling' && m.id === '42', 'the handler of /stuck/42')
@@ -70,7 +71,7 @@ test('a second SIGTERM while a handler is stuck exits 1 within forceTimeout', as
   t.same(report.errors, [], 'the force path finished its work; the forceTimeout bound was not needed')
 })
 
-test('SIGINT then SIGTERM counts as two signals: the force path, exit 1', async (t) => {
+test(faultTest('sigint-then-sigterm'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
   const { secondAt, exit } = await secondSignalWhileStuck(t, child, '1', ['SIGINT', 'SIGTERM'])
   t.equal(exit.code, 1)
@@ -82,7 +83,7 @@ test('SIGINT then SIGTERM counts as two signals: the force path, exit 1', async 
   t.same(report.errors, [], 'the force path finished its work; the forceTimeout bound was not needed')
 })
 
-test('a stuck onClose hook is cut off by drainTimeout, and the force path by forceTimeout', async (t) => {
+test(faultTest('onclose-hangs'), async (t) => {
   const child = await startFixture(t, 'app', {
     shutdown: { drainTimeout: DRAIN_MS, forceTimeout: FORCE_MS },
     stuckOnClose: true
@@ -111,7 +112,7 @@ test('a stuck onClose hook is cut off by drainTimeout, and the force path by for
   t.equal((await child.exited()).code, 1)
 })
 
-test('the same signal again within duplicateSignalWindow, as one Ctrl-C forwarded by npm, is ignored: the drain goes on', async (t) => {
+test(faultTest('duplicate-signal'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 1_000 } })
   const slow = get(keepAliveAgent(t), child.port, '/slow/9')
   await child.message((m) => m.type === 'handling' && m.id === '9', 'the handler of /slow/9')
@@ -125,7 +126,7 @@ test('the same signal again within duplicateSignalWindow, as one Ctrl-C forwarde
   t.match(await child.report(), { outcome: 'completed', exitCode: 0 })
 })
 
-test('a storm of 10 SIGTERMs at once drains like one', async (t) => {
+test(faultTest('signal-storm'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
   const slow = get(keepAliveAgent(t), child.port, '/slow/6')
   await child.message((m) => m.type === 'handling' && m.id === '6', 'the handler of /slow/6')
@@ -134,12 +135,14 @@ test('a storm of 10 SIGTERMs at once drains like one', async (t) => {
   child.send({ type: 'release', id: '6' })
   t.equal((await slow.response).status, 200)
   t.equal((await child.exited()).code, 0)
-  t.match(await child.report(), { outcome: 'completed', exitCode: 0 })
+  t.match(await child.report(), { outcome: 'completed', exitCode: 0, trigger: { type: 'signal', signal: 'SIGTERM' }, completedRequests: 1 })
 })
 
-test('a repeat of the first signal after duplicateSignalWindow forces', async (t) => {
+test(faultTest('deliberate-second-signal'), async (t) => {
   const child = await startFixture(t, 'app', { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS, duplicateSignalWindow: 50 } })
   const { exit } = await secondSignalWhileStuck(t, child, '8', ['SIGTERM', 'SIGTERM'], 50)
   t.equal(exit.code, 1)
-  t.match(await child.report(), { outcome: 'forced', forcedBy: 'second-signal' })
+  const report = await child.report()
+  t.match(report, { outcome: 'forced', forcedBy: 'second-signal', exitCode: 1 })
+  t.match(report.openRequests, [{ method: 'GET', url: '/stuck/8', route: '/stuck/:id' }])
 })

@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { faultTest } from '../helpers/fault-matrix'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { startFixture } from '../helpers/child'
@@ -23,7 +24,7 @@ test('a handler blocked on a never-answering upstream is released by shutdownSig
   t.match(await child.report(), { outcome: 'forced', forcedBy: 'drain-timeout', abortedRequests: 1, openRequests: [{ route: '/upstream' }] })
 })
 
-test('shutdown tasks run in phase order; a failing one and a stuck one are reported and hold nothing back', async (t) => {
+test(faultTest('task-throws'), async (t) => {
   const tasks = [
     { name: 'stop consumers', phase: 0, outcome: 'complete' },
     { name: 'broken consumer', phase: 0, outcome: 'throw' },

@@ -8,9 +8,10 @@ import { WAIT_LIMIT_MS } from '../wait'
 
 /**
  * `normal` answers every export 200; `refuse` is a port where nothing listens, so exporters meet
- * ECONNREFUSED; `hang` reads every request and never answers (its sockets are destroyed on close).
+ * ECONNREFUSED; `hang` reads every request and never answers (its sockets are destroyed on close);
+ * `unavailable` answers every export 503, which exporters retry.
  */
-export type ReceiverMode = 'normal' | 'refuse' | 'hang'
+export type ReceiverMode = 'normal' | 'refuse' | 'hang' | 'unavailable'
 export type Signal = 'traces' | 'metrics' | 'logs'
 export type Encoding = 'json' | 'protobuf'
 export type Attributes = Record<string, unknown>
@@ -249,6 +250,9 @@ export class OtlpReceiver {
         const payload = encoding === 'json' ? '{}' : Buffer.alloc(0)
         res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) })
         res.end(payload)
+      } else if (this.mode === 'unavailable') {
+        res.writeHead(503, { 'content-type': 'text/plain' })
+        res.end('unavailable')
       }
       this.settle()
     })
