@@ -15,7 +15,7 @@ const SUITES = ['hot-path', 'memory', 'stop', 'force', 'rolling']
 const SMOKE_LIMIT_MS = 330_000
 
 interface Table { title: string, columns: string[], rows: string[][], notes?: string[] }
-interface SuiteResult { name: string, status: 'ok' | 'failed' | 'missing', tables?: Table[], charts?: string[], error?: string }
+interface SuiteResult { name: string, status: 'ok' | 'failed' | 'missing', durationMs?: number, tables?: Table[], charts?: string[], error?: string }
 interface Results { command: string, smoke: boolean, machine: { cpu: string, cores: number, node: string }, suites: SuiteResult[] }
 
 function installed (command: string, args: string[]): boolean {
@@ -86,6 +86,8 @@ if (missing.length > 0) {
     t.ok(present.includes('rolling'), 'the rolling-restart suite is there')
     t.same(results.suites.map((s) => s.name), SUITES, 'every suite is listed, in order')
     for (const suite of results.suites) {
+      // Durations are only reported: CI's log then shows which suite outgrows its smoke budget (bench/run.mjs).
+      if (suite.durationMs !== undefined) t.comment(`${suite.name}: ${(suite.durationMs / 1000).toFixed(1)} s`)
       if (!present.includes(suite.name)) {
         t.equal(suite.status, 'missing', `${suite.name}: no module, listed as missing`)
         continue
