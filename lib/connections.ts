@@ -19,6 +19,8 @@ export interface RequestNotes {
 export interface HttpSocket extends Socket, RequestNotes {
   /** Node's http server keeps the response being written here; http-terminator relies on it too. */
   _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
+  /** Node's HTTP/1 parser, there while the connection speaks HTTP/1: an upgraded or HTTP/2 one has none. */
+  parser?: object | null
 }
 
 /** Requests in flight that a connection cannot show by itself: HTTP/2 streams, many to a connection. */
@@ -42,10 +44,13 @@ export class ConnectionTracker {
 
   attach (): void {
     this.server.on(this.connectionEvent, this.track)
+    // Servers that speak HTTP/1 have one (HTTP/2 ones with `allowHTTP1`); HTTP/2 sessions are the http2 drain's.
+    if (typeof this.server.closeIdleConnections === 'function') this.server.closeIdleConnections = this.closeIdle
   }
 
   detach (): void {
     this.server.removeListener(this.connectionEvent, this.track)
+    if (this.server.closeIdleConnections === this.closeIdle) delete (this.server as Partial<Server>).closeIdleConnections
   }
 
   get size (): number {
@@ -69,6 +74,23 @@ export class ConnectionTracker {
       if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
         last.setHeader('connection', 'close')
       }
+    }
+  }
+
+  /**
+   * Takes the place of the server's own `closeIdleConnections()`, which `server.close()` and `fastify.close()`
+   * call, and which gets a drain wrong both ways:
+   * - it counts a response as done once `end()` has been called, and destroys its socket while most of a
+   *   large body may still wait in the socket's buffers: a truncated body, and a drain that reports nothing;
+   * - it spares a connection whose request has only partly arrived (a slowloris client's), and
+   *   `server.close()` stops the `headersTimeout` check that would have ended it: the drain waits to the end.
+   * Idle here: no response owed on the connection (new, between keep-alive requests, or its request's headers
+   * half read: a request completed now would only be refused), and still HTTP/1 (an upgraded WebSocket is
+   * the websocket drain's).
+   */
+  private readonly closeIdle = (): void => {
+    for (const socket of this.sockets) {
+      if (socket.parser && !socket._httpMessage) socket.destroy()
     }
   }
 
