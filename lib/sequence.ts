@@ -81,7 +81,7 @@ export class ShutdownSequence implements DrainGate {
   run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
     if (this.completion) return this.completion
     const completion = this.begin(trigger)
-    const steps = this.closedDirectly ? this.closeThenReport() : this.scheduled()
+    const steps = this.closedDirectly ? this.joinDirectClose() : this.scheduled()
     steps.catch((err: unknown) => {
       this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
@@ -164,6 +164,17 @@ export class ShutdownSequence implements DrainGate {
 
     this.state = STATE.CLOSING
     this.observability?.enterPhase('closing', this.connections.inFlight)
+    await this.closeThenReport(drainDeadline)
+  }
+
+  /**
+   * The app's own `fastify.close()` was already draining when the shutdown started: it is the drain. The
+   * shutdown waits for it under the drain deadline, which a direct close does not have, and reports.
+   */
+  private async joinDirectClose (): Promise<void> {
+    const { drainTimeout } = this.options
+    this.log.info({ ...triggerFields(this.trigger!), drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started after fastify.close(): waiting for it')
+    const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
     await this.closeThenReport(drainDeadline)
   }
 
