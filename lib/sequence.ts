@@ -57,6 +57,7 @@ export class ShutdownSequence implements DrainGate {
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
   readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
   private closedDirectly = false
+  private fastifyCloseFailed = false
   private cutSpans = 0
   private telemetry: Promise<TelemetryOutcome> | null = null
   private telemetryOutcome: TelemetryOutcome | null = null
@@ -268,6 +269,8 @@ export class ShutdownSequence implements DrainGate {
     this.fastifyClose ??= this.fastify.close().then(
       () => {},
       (err: unknown) => {
+        // The requests were served, but what the onClose hooks close (pools, files) may not be: not a clean exit.
+        this.fastifyCloseFailed = true
         this.errors.push(`fastify.close() failed: ${messageOf(err)}`)
         this.log.error({ err }, 'fastify.close() failed')
       }
@@ -304,7 +307,7 @@ export class ShutdownSequence implements DrainGate {
       trigger: this.trigger!,
       outcome: forced ? 'forced' : 'completed',
       ...(forced ? { forcedBy: this.forcedBy! } : {}),
-      exitCode: forced || this.trigger!.type === 'error' ? 1 : 0,
+      exitCode: forced || this.trigger!.type === 'error' || this.fastifyCloseFailed ? 1 : 0,
       startedAt: this.startedAtIso,
       durationMs: elapsedSince(this.startedAt),
       phases: Object.freeze({ ...this.phases }),
