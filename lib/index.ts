@@ -126,6 +126,10 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     })
   }
 
+  fastify.addHook('onReady', (hookDone) => {
+    sequence.markBooted()
+    hookDone()
+  })
   fastify.addHook('preClose', (hookDone) => {
     void sequence.closingDirectly().then(() => hookDone())
   })

@@ -57,6 +57,7 @@ export class ShutdownSequence implements DrainGate {
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
   readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
   private closedDirectly = false
+  private booted = false
   private fastifyCloseFailed = false
   private cutSpans = 0
   private telemetry: Promise<TelemetryOutcome> | null = null
@@ -116,6 +117,11 @@ export class ShutdownSequence implements DrainGate {
     return this.participantsSettled()
   }
 
+  /** `onReady`: every plugin has loaded; from now on the server may listen. */
+  markBooted (): void {
+    this.booted = true
+  }
+
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
   dispose (): void {
     this.completions.end()
@@ -136,8 +142,12 @@ export class ShutdownSequence implements DrainGate {
   }
 
   private async scheduled (): Promise<void> {
-    const { preStopDelay, drainTimeout } = this.options
-    this.log.info({ ...triggerFields(this.trigger!), preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
+    const { drainTimeout } = this.options
+    // While Fastify still boots nothing listens, so no load balancer can be routing here: waiting would only
+    // let the listen() to come open a listener in the middle of the shutdown.
+    const preStopDelay = this.booted ? this.options.preStopDelay : 0
+    const booting = this.booted ? {} : { booting: true }
+    this.log.info({ ...triggerFields(this.trigger!), ...booting, preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
 
     if (preStopDelay > 0) {
       await new Promise<void>((resolve) => {
