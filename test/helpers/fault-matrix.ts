@@ -49,18 +49,18 @@ export const FAULT_MATRIX = {
   },
   'signal-during-pre-stop': {
     area: 'signals',
-    condition: 'a second signal during `preStopDelay`',
+    condition: 'a second signal during `preStopDelay`, after `duplicateSignalWindow`',
     exit: '1',
     within: 'forceTimeout',
-    client: 'the listener closes at once; nothing was in flight to cut',
+    client: 'served until then, with `Connection: close`; then every socket is closed at once; nothing was in flight to cut',
     report: '`forced`, forcedBy `second-signal`, openRequests empty'
   },
   'signal-before-listen': {
     area: 'signals',
-    condition: 'SIGTERM before `listen()` has finished',
+    condition: 'SIGTERM while the app boots: fastify-shutdown has loaded, `listen()` has not bound yet',
     exit: '0',
     within: 'startup + a few ms',
-    client: 'connection refused: the server never serves',
+    client: 'never served: connections are refused (one that lands in the millisecond `listen()` binds before the close is reset)',
     report: '`completed`, 0 requests'
   },
   'signal-during-app-close': {
@@ -121,7 +121,7 @@ export const FAULT_MATRIX = {
   },
   'onclose-throws': {
     area: 'app code',
-    condition: 'an `onClose` hook that throws',
+    condition: 'an `onClose` hook that throws (async) or calls `done(err)`',
     exit: '1',
     within: 'last response + a few ms',
     client: 'in-flight requests complete',
@@ -217,11 +217,11 @@ export const FAULT_MATRIX = {
   },
   'telemetry-dns': {
     area: 'dependencies',
-    condition: 'telemetry endpoint\'s host name does not resolve',
+    condition: 'telemetry endpoint\'s host name does not resolve (ENOTFOUND, retried by the exporter)',
     exit: '0',
     within: 'last response + telemetryTimeout',
     client: 'in-flight requests complete',
-    report: '`completed`, errors names the failure or the timeout'
+    report: '`completed`, telemetry `confirmed: false, timedOut: true`; `failed` names the DNS error when the exporters give up first'
   },
   'telemetry-hangs-on-force': {
     area: 'dependencies',
