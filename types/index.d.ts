@@ -241,6 +241,7 @@ declare namespace fastifyShutdown {
     readonly outcome: 'completed' | 'forced'
     /** Why the force path ran, when it did. */
     readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual'
+    /** 0 when everything finished in time; 1 when forced, after a fatal error, or when `fastify.close()` failed. */
     readonly exitCode: number
     readonly startedAt: string
     readonly durationMs: number
