@@ -22,7 +22,8 @@ export function summarize (values) {
 export function amount (value, unit = 'ms') {
   const abs = Math.abs(value)
   const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2
-  return `${value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}${unit === '' ? '' : ` ${unit}`}`
+  const digitsOf = abs.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+  return `${value < 0 ? '−' : ''}${digitsOf}${unit === '' ? '' : ` ${unit}`}`
 }
 
 /** `12.3 ms (10.1–15.0)`: the median, then the spread when there was more than one round. */

@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { chart } from './chart.mjs'
 import { bounded, startServer } from './lib-child.mjs'
 import { amount, count, differenceSpread, exitCodes, markdown, minus, noiseNote, over, paired, ratioSpread, roundOrder, spread, summarize } from './lib-rounds.mjs'
 import { destroyAll, openConnections } from './lib-sockets.mjs'
@@ -70,7 +71,8 @@ export const suite = {
     }
     return {
       tables: [idleTable(raw, plan), busyTable(raw, plan), drainTable(raw, plan), scalingTable(raw, plan)],
-      raw
+      raw,
+      charts: [{ file: 'stop-scaling.svg', svg: scalingChart(raw, plan) }]
     }
   }
 }
@@ -294,6 +296,38 @@ function scalingTable (raw, plan) {
       roundsNote(plan)
     ]
   }
+}
+
+const COLORS = { plugin: '#2563eb', pluginClose: '#93c5fd', baseline: '#0d9488' }
+
+/** Medians against N: the time to stop with N idle connections, and the drain's tail with N requests. */
+function scalingChart (raw, plan) {
+  const medians = (runs, n) => summarize(runs.filter((run) => run.n === n).map((run) => run.ms))?.median
+  const line = (name, color, runs, sizes) => ({ name, color, type: 'line', points: sizes.map((n) => [n, medians(runs, n)]) })
+  const idle = (variant) => raw.idle.filter(isVariant(variant)).map((run) => ({ n: run.connections, ms: run.exitMs }))
+  const drain = (key) => raw.drain.filter(isRun(key)).map((run) => ({ n: run.requests, ms: run.lastEndToExitMs }))
+  return chart({
+    title: 'Time to stop against connections and requests in flight',
+    subtitle: `Medians of ${plan.rounds} round${plan.rounds === 1 ? '' : 's'}; SIGTERM with preStopDelay 0`,
+    xLabel: 'connections (top) / requests in flight (bottom)',
+    panels: [
+      {
+        title: 'SIGTERM → exit, N idle keep-alive connections',
+        left: { label: 'ms', series: [line(PLUGIN, COLORS.plugin, idle('plugin'), plan.idle), line(BASELINE, COLORS.baseline, idle('baseline'), plan.idle)] }
+      },
+      {
+        title: 'End of the last response → exit, N requests in flight',
+        left: {
+          label: 'ms',
+          series: [
+            line(`${PLUGIN}, keep-alive clients`, COLORS.plugin, drain('plugin-keep-alive'), plan.drain),
+            line(`${PLUGIN}, clients send Connection: close`, COLORS.pluginClose, drain('plugin-close'), plan.drain),
+            line(`${BASELINE}, clients send Connection: close`, COLORS.baseline, drain('baseline-close'), plan.drain)
+          ]
+        }
+      }
+    ]
+  })
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
