@@ -43,6 +43,8 @@ class ServerProcess {
     createInterface({ input: child.stdout }).on('line', (text) => this.#record(this.lines, { ...parseLine(text), at: performance.now() }))
     // Kept short: only the tail says why a server failed.
     child.stderr.setEncoding('utf8').on('data', (chunk) => { this.stderr = (this.stderr + chunk).slice(-4000) })
+    // A message sent as the child exits fails here rather than as an unhandled 'error'.
+    child.on('error', (err) => { this.stderr += `\n[bench] ${err.message}` })
     child.once('exit', (code, signal) => {
       this.exit = { code, signal, at: performance.now() }
       this.#wake()

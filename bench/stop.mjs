@@ -268,22 +268,27 @@ function drainTable (raw, plan) {
 }
 
 function scalingTable (raw, plan) {
-  const idleMedian = (variant, n) => summarize(raw.idle.filter((run) => run.variant === variant && run.connections === n).map(field('exitMs')))?.median
-  const drainMedian = (key, n) => summarize(raw.drain.filter((run) => run.run === key && run.requests === n).map(field('lastEndToExitMs')))?.median
+  const idle = (variant, n) => summarize(raw.idle.filter((run) => run.variant === variant && run.connections === n).map(field('exitMs')))
+  const drain = (key, n) => summarize(raw.drain.filter((run) => run.run === key && run.requests === n).map(field('lastEndToExitMs')))
   const [firstIdle] = plan.idle
   const [firstDrain] = plan.drain
-  // The slope from the smallest count: what one more connection or request costs, in microseconds.
-  const perUnit = (value, base, n, baseN) => (value === undefined || base === undefined || n === baseN) ? '—' : amount((value - base) * 1000 / (n - baseN), 'µs')
+  // The slope from the smallest count: what one more connection or request costs, in microseconds. When
+  // the two cells' ranges over rounds overlap, the change says nothing about the slope.
+  const perUnit = (at, base, n, baseN) => {
+    if (at === null || base === null || n === baseN) return '—'
+    if (at.min <= base.max && at.max >= base.min) return 'within noise'
+    return amount((at.median - base.median) * 1000 / (n - baseN), 'µs')
+  }
   const sizes = [...new Set([...plan.idle, ...plan.drain])].filter((n) => n > 0).sort((a, b) => a - b)
   const rows = sizes.map((n) => {
     const cells = [count(n)]
     for (const variant of ['plugin', 'baseline']) {
-      const value = plan.idle.includes(n) ? idleMedian(variant, n) : undefined
-      cells.push(value === undefined ? '—' : amount(value), perUnit(value, idleMedian(variant, firstIdle), n, firstIdle))
+      const at = plan.idle.includes(n) ? idle(variant, n) : null
+      cells.push(at === null ? '—' : amount(at.median), perUnit(at, idle(variant, firstIdle), n, firstIdle))
     }
     for (const key of ['plugin-keep-alive', 'baseline-close']) {
-      const value = plan.drain.includes(n) ? drainMedian(key, n) : undefined
-      cells.push(value === undefined ? '—' : amount(value), perUnit(value, drainMedian(key, firstDrain), n, firstDrain))
+      const at = plan.drain.includes(n) ? drain(key, n) : null
+      cells.push(at === null ? '—' : amount(at.median), perUnit(at, drain(key, firstDrain), n, firstDrain))
     }
     return cells
   })
@@ -292,7 +297,7 @@ function scalingTable (raw, plan) {
     columns: ['N', `stop, N idle: ${PLUGIN}`, 'per connection', `stop, N idle: ${BASELINE}`, 'per connection', `drain, N in flight: ${PLUGIN} (keep-alive)`, 'per request', `drain: ${BASELINE} (Connection: close)`, 'per request'],
     rows,
     notes: [
-      `Medians from the tables above. "Per connection" is (median at N − median at ${count(firstIdle)}) / ${firstIdle === 0 ? 'N' : `(N − ${count(firstIdle)})`}; "per request" is (median at N − median at ${count(firstDrain)}) / (N − ${count(firstDrain)}): what each more connection or request adds to the time to stop.`,
+      `Medians from the tables above. "Per connection" is (median at N − median at ${count(firstIdle)}) / ${firstIdle === 0 ? 'N' : `(N − ${count(firstIdle)})`}; "per request" is (median at N − median at ${count(firstDrain)}) / (N − ${count(firstDrain)}): what each more connection or request adds to the time to stop. "Within noise": the min–max ranges over rounds at N and at the smallest count overlap.`,
       roundsNote(plan)
     ]
   }
