@@ -9,10 +9,9 @@ export const CONNECT_BATCH = 250
 
 /**
  * One connection to 127.0.0.1:`port`. `request()` sends one GET and resolves with the response once its
- * whole body (Content-Length) is in; `closed` resolves with the moment the socket closed.
+ * whole body (Content-Length) is in; `closedAt` is the moment the socket closed, null while it is open.
  */
 export class Connection {
-  response = null
   closedAt = null
   error = null
   #buffer = ''
@@ -29,11 +28,10 @@ export class Connection {
     // The server ending the process resets whatever it did not close: expected, and recorded.
     this.socket.on('error', (err) => { this.error = err.code ?? err.message })
     this.socket.on('data', (chunk) => this.#read(chunk))
-    this.closed = new Promise((resolve) => this.socket.once('close', () => {
+    this.socket.once('close', () => {
       this.closedAt = performance.now()
       this.#pending?.reject(new Error(`the connection closed before the response ended${this.error === null ? '' : ` (${this.error})`}`))
-      resolve(this.closedAt)
-    }))
+    })
   }
 
   /** `close`: ask for `Connection: close`, so the server ends the connection after the response. */
@@ -64,11 +62,11 @@ export class Connection {
       return
     }
     if (this.#buffer.length < headEnd + 4 + length) return
-    this.response = { status: Number(statusLine.split(' ')[1]), connection: headers.connection ?? null, endAt: performance.now() }
+    const response = { status: Number(statusLine.split(' ')[1]), connection: headers.connection ?? null, endAt: performance.now() }
     this.#buffer = this.#buffer.slice(headEnd + 4 + length)
     const { resolve } = this.#pending
     this.#pending = null
-    resolve(this.response)
+    resolve(response)
   }
 }
 
