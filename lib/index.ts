@@ -114,7 +114,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
   fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null))
-  addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
+  try {
+    addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
+  } catch (err) {
+    // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
+    done(err as Error)
+    return
+  }
   connections.attach()
   warnIfBudgetIsTight(log, options)
 

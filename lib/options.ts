@@ -34,7 +34,7 @@ const CATCHABLE_SIGNALS = new Set(
 )
 
 /** Node keeps a timer's delay in a signed 32-bit integer: a longer one fires after 1 ms, with a warning. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Longest echo of a bad value in an error message. */
 const SHOWN_LENGTH = 200
@@ -43,7 +43,7 @@ const SHOWN_LENGTH = 200
 const SHOWN_VISITS = 100
 
 /** Echoes a bad value for an error message; never throws, whatever getters, Proxies or cycles it holds. */
-function describe (value: unknown): string {
+export function describe (value: unknown): string {
   return `\`${shown(value)}\` (${kindOf(value)})`
 }
 

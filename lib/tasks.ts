@@ -2,6 +2,7 @@ import createError = require('@fastify/error')
 import type { FastifyBaseLogger } from 'fastify'
 import type { ShutdownTask, TaskOutcome } from '../types'
 import { ERR_INVALID_OPTION } from './errors'
+import { describe, MAX_TIMER_MS } from './options'
 import type { DrainParticipant } from './participants'
 
 export const ERR_TASK_TIMEOUT = createError<[name: string, ms: number]>('FST_SHUTDOWN_TASK_TIMEOUT', 'Shutdown task `%s` ran past its timeout of %d ms')
@@ -33,12 +34,12 @@ export class ShutdownTasks implements DrainParticipant {
     if (this.started) throw new ERR_TASK_TOO_LATE(String(task?.name))
     const { name, run, phase = 0, timeout = this.defaultTimeout } = task ?? {}
     if (typeof name !== 'string' || name.length === 0 || this.tasks.some((known) => known.name === name)) {
-      throw new ERR_INVALID_OPTION('task.name', 'a non-empty name no other task has', JSON.stringify(name))
+      throw new ERR_INVALID_OPTION('task.name', 'a non-empty name no other task has', describe(name))
     }
     if (typeof run !== 'function') throw new ERR_INVALID_OPTION('task.run', 'a function', `\`${typeof run}\``)
-    if (!Number.isSafeInteger(phase)) throw new ERR_INVALID_OPTION('task.phase', 'a whole number', JSON.stringify(phase))
-    if (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout)) {
-      throw new ERR_INVALID_OPTION('task.timeout', 'a non-negative finite number of milliseconds', JSON.stringify(timeout))
+    if (!Number.isSafeInteger(phase)) throw new ERR_INVALID_OPTION('task.phase', 'a whole number', describe(phase))
+    if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMER_MS) {
+      throw new ERR_INVALID_OPTION('task.timeout', `a number of milliseconds from 0 to ${MAX_TIMER_MS}`, describe(timeout))
     }
     this.tasks.push({ name, run, phase, timeout })
   }

@@ -46,3 +46,26 @@ test(faultTest('start-after-close'), async (t) => {
   t.equal(await app.shutdown.start('again'), report, 'every later start() gets the same report')
   t.same(exits, [0], 'start() asked for an exit, once, after the close that already ran')
 })
+
+test('a probe path the app already uses rejects register with Fastify\'s coded error, and leaves no listener', async (t) => {
+  const listeners = process.listenerCount('SIGTERM')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.get('/readyz', async () => 'mine')
+  await t.rejects(async () => { await app.register(fastifyShutdown, { readiness: { path: '/readyz' } }) }, {
+    code: 'FST_ERR_DUPLICATED_ROUTE',
+    message: /\/readyz/
+  })
+  t.equal(process.listenerCount('SIGTERM'), listeners)
+})
+
+test('a task timeout past the longest timer Node keeps is a coded error, not a 1 ms timer', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  t.throws(() => app.shutdown.addTask({ name: 'long', run: () => {}, timeout: 2 ** 31 }), {
+    code: 'FST_SHUTDOWN_INVALID_OPTION',
+    message: /`task.timeout`.*2147483647/
+  })
+  t.throws(() => app.shutdown.addTask({ name: 10n as unknown as string, run: () => {} }), { code: 'FST_SHUTDOWN_INVALID_OPTION', message: /`task.name`.*10n/ })
+})
