@@ -1,22 +1,69 @@
-// One server for the instruction count: a hello-world route, bare or with a plugin, that exits when told.
+// One server for the hot-path benchmarks: a hello-world route on `/` (a variant may give its own handler), bare
+// or with a plugin, on a free port of 127.0.0.1 sent over IPC once listening. `GET /exit` ends the process
+// after its response.
 'use strict'
 const Fastify = require('fastify')
 
-const variant = process.argv[2]
-const app = Fastify()
-if (variant === 'shutdown') app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), { handleSignals: false, exit: false })
-if (variant === 'under-pressure') app.register(require('@fastify/under-pressure'))
-if (variant === 'flag-hook') {
-  // The floor for any drain hook: an onRequest hook that reads one flag.
-  const gate = { serving: true }
-  app.addHook('onRequest', (request, reply, done) => {
-    if (gate.serving) { done(); return }
-    reply.code(503).send()
-  })
+// How many times slower than normal the server runs: valgrind sets it. A timer firing every second would
+// otherwise weigh ~100 times more per request than at full speed, and a loop blocked for a whole sample
+// interval (valgrind translating code) reads to under-pressure as an infinite delay: 503 on every route.
+const SLOWDOWN = Number(process.env.BENCH_SLOWDOWN ?? 1)
+
+const hello = async () => ({ hello: 'world' })
+
+// Each variant sets the app up, and may give the route's handler.
+const VARIANTS = {
+  bare () {},
+  // The plugin as the README's quick start registers it: default options.
+  shutdown (app) {
+    app.register(require(process.env.SHUTDOWN_MODULE ?? '..'))
+  },
+  // The plugin with everything a Kubernetes app turns on, and the measured route using request.shutdownSignal
+  // the way README "Long-lived work" shows, which makes the request's AbortController.
+  'shutdown-in-use' (app) {
+    app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), {
+      readiness: { path: '/readyz' },
+      liveness: { path: '/livez' }
+    })
+    return {
+      async handler (request) {
+        request.shutdownSignal.throwIfAborted()
+        return { hello: 'world' }
+      }
+    }
+  },
+  // As its README configures it: every check on, so each request runs them, with limits it never reaches (a
+  // tripped check answers 503, a different path); maxEventLoopUtilization is left out, a benchmark keeps the
+  // loop busy on purpose. Its clock-driven settings scale with the slowdown (see SLOWDOWN).
+  'under-pressure' (app) {
+    app.register(require('@fastify/under-pressure'), {
+      maxEventLoopDelay: 1000 * SLOWDOWN,
+      maxHeapUsedBytes: 1024 ** 3,
+      maxRssBytes: 4 * 1024 ** 3,
+      sampleInterval: 1000 * SLOWDOWN,
+      exposeStatusRoute: '/status'
+    })
+  },
+  // Not a plugin: the least an onRequest hook can do, one flag read.
+  'flag-hook' (app) {
+    const gate = { serving: true }
+    app.addHook('onRequest', (request, reply, done) => {
+      if (gate.serving) { done(); return }
+      reply.code(503).send()
+    })
+  }
 }
-app.get('/', async () => ({ hello: 'world' }))
+
+const variant = process.argv[2]
+if (!(variant in VARIANTS)) throw new TypeError(`Expected a variant (${Object.keys(VARIANTS).join(', ')}), got "${variant}"`)
+
+const app = Fastify()
+const { handler = hello } = VARIANTS[variant](app) ?? {}
+app.get('/', handler)
 app.get('/exit', (_request, reply) => {
   reply.raw.on('finish', () => process.exit(0))
   reply.send('bye')
 })
+// The benchmark gone, the server has nothing left to do.
+process.on('disconnect', () => process.exit(1))
 app.listen({ port: 0, host: '127.0.0.1' }).then(() => process.send({ port: app.server.address().port }))

@@ -1,60 +1,92 @@
-// Instructions per request, counted by callgrind: (Ir after N2 requests − Ir after N1) / (N2 − N1), which
-// cancels start-up and exit. Requests go one at a time on one keep-alive socket, so every run does the
-// same work in the same order.
-import { fork } from 'node:child_process'
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+// Instructions per request, counted by callgrind over a window: the server runs uninstrumented through start-up
+// and the first N1 requests (JIT warm-up), callgrind_control switches counting on, N2 − N1 more requests go
+// through, and a dump takes the count. Requests go one at a time on one keep-alive socket, so every run does
+// the same work in the same order.
+//
+//   npm run build && node bench/instructions.mjs [variant ...]     (N1=3000 N2=6000 by default, from the env)
+import { execFile, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { once } from 'node:events'
+import { promisify } from 'node:util'
 
-const here = new URL('.', import.meta.url).pathname
+const SERVER = new URL('hot-path-server.cjs', import.meta.url).pathname
+// V8 compiles and collects garbage on background threads, and schedules some of it by the clock, at moments
+// that vary from run to run (two identical servers differed by up to 9 %); --predictable keeps it all on the
+// main thread in the same order (they agree to 0.2 %).
+const V8_FLAGS = (process.env.V8_FLAGS ?? '--predictable --hash-seed=1 --random-seed=1').split(' ')
 
 function request (port, path, agent) {
   return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+    get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk) => { body += chunk })
+      res.on('end', () => res.statusCode === 200 ? resolve() : reject(new Error(`GET ${path} answered ${res.statusCode}: ${body}`)))
+    }).on('error', reject)
   })
 }
 
-export async function countInstructions (variant, requests) {
+async function callgrindControl (pid, ...args) {
+  const { stdout } = await promisify(execFile)('callgrind_control', [...args, String(pid)])
+  if (!/OK\./.test(stdout)) throw new Error(`callgrind_control ${args.join(' ')} ${pid}: ${stdout}`)
+}
+
+/**
+ * The instructions `variant` of bench/hot-path-server.cjs executes for requests n1 + 1 to n2, and per request.
+ * A server that dies early fails the count rather than leave it waiting.
+ */
+export async function instructionsPerRequest (variant, n1, n2) {
   const dir = mkdtempSync(join(tmpdir(), 'callgrind-'))
   const out = join(dir, 'callgrind.out')
-  const child = fork(join(here, 'hot-path-server.cjs'), [variant], {
+  const child = fork(SERVER, [variant], {
     execPath: 'valgrind',
-    // V8 compiles and collects garbage on background threads, and schedules some of it by the clock, at
-    // moments that vary from run to run (two identical servers differed by up to 9 %); --predictable keeps
-    // it all on the main thread in the same order (they agree to 0.2 %).
-    execArgv: ['--tool=callgrind', `--callgrind-out-file=${out}`, '--trace-children=no', process.execPath,
-      ...(process.env.V8_FLAGS ?? '--predictable --hash-seed=1 --random-seed=1').split(' ')],
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc']
+    execArgv: ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, '--trace-children=no',
+      process.execPath, ...V8_FLAGS],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    // Callgrind runs the server about 100 times slower than normal: see SLOWDOWN in the server.
+    env: { ...process.env, BENCH_SLOWDOWN: '100' }
   })
-  // A server that dies before it is ready must fail the run, not leave it waiting.
-  const ready = await Promise.race([once(child, 'message'), once(child, 'exit').then(([code]) => { throw new Error(`${variant} server exited with ${code} before it was ready`) })])
-  const [{ port }] = ready
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
+  const exited = once(child, 'exit')
+  const died = exited.then(([code]) => { throw new Error(`${variant} server exited with ${code} before the count was taken\n${stderr.slice(-2000)}`) })
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-  for (let i = 0; i < requests; i++) await request(port, '/', agent)
-  await request(port, '/exit', agent).catch(() => {})
-  await once(child, 'exit')
-  agent.destroy()
-  const summary = /^summary:\s+(\d+)/m.exec(readFileSync(out, 'utf8'))
-  rmSync(dir, { recursive: true, force: true })
-  return Number(summary[1])
-}
-
-export async function instructionsPerRequest (variant, n1, n2) {
-  const low = await countInstructions(variant, n1)
-  const high = await countInstructions(variant, n2)
-  return (high - low) / (n2 - n1)
+  try {
+    const count = async () => {
+      const [{ port }] = await once(child, 'message')
+      for (let i = 0; i < n1; i++) await request(port, '/', agent)
+      await callgrindControl(child.pid, '--instr=on')
+      for (let i = n1; i < n2; i++) await request(port, '/', agent)
+      await callgrindControl(child.pid, '--dump=window')
+      const instructions = Number(/^summary:\s+(\d+)/m.exec(readFileSync(`${out}.1`, 'utf8'))[1])
+      await request(port, '/exit', agent).catch(() => {})
+      return instructions
+    }
+    const instructions = await Promise.race([count(), died])
+    await exited
+    return { variant, n1, n2, instructions, perRequest: instructions / (n2 - n1) }
+  } finally {
+    died.catch(() => {})
+    agent.destroy()
+    if (child.exitCode === null && child.signalCode === null) {
+      // Not SIGKILL: valgrind removes its vgdb pipes from /tmp on the way out.
+      child.kill('SIGTERM')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const variants = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'shutdown']
+  const variants = process.argv.length > 2 ? process.argv.slice(2) : ['bare', 'shutdown']
   // Compilation settles within the first ~2,500 requests: a window that starts earlier counts the JIT.
   const n1 = Number(process.env.N1 ?? 3000)
   const n2 = Number(process.env.N2 ?? 6000)
   const results = []
   for (const variant of variants) {
-    const perRequest = await instructionsPerRequest(variant, n1, n2)
+    const { perRequest } = await instructionsPerRequest(variant, n1, n2)
     results.push([variant, perRequest])
     console.log(`${variant}: ${Math.round(perRequest)} instructions/request`)
   }
