@@ -9,12 +9,11 @@
 // second SIGTERM forces). baseline: close-with-grace calling fastify.close() then provider.shutdown(), and
 // provider.shutdown() again on the second signal, the most its synchronous second-signal hook allows.
 
-const { writeSync } = require('node:fs')
-const { performance } = require('node:perf_hooks')
 const { diag, DiagConsoleLogger, DiagLogLevel, trace } = require('@opentelemetry/api')
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base')
 const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http')
 const Fastify = require('fastify')
+const { listenAndTimeExit } = require('./lib-server.cjs')
 const { LogController } = Fastify
 
 const config = JSON.parse(process.argv[2])
@@ -59,13 +58,4 @@ app.get('/stuck', () => {
   return new Promise(() => {})
 })
 
-process.on('exit', () => {
-  writeSync(1, `${JSON.stringify({ benchExitAt: performance.timeOrigin + performance.now() })}\n`)
-})
-
-app.listen({ port: 0, host: '127.0.0.1' }).then(() => {
-  process.send({ type: 'ready', port: app.server.address().port })
-}, (err) => {
-  console.error(err)
-  process.exit(99)
-})
+listenAndTimeExit(app)

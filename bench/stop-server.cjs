@@ -12,9 +12,8 @@
 // GET / answers at once. GET /hold waits for {type: 'release', afterMs}: every held request, those to come
 // included, answers afterMs after that message arrives.
 
-const { writeSync } = require('node:fs')
-const { performance } = require('node:perf_hooks')
 const Fastify = require('fastify')
+const { listenAndTimeExit } = require('./lib-server.cjs')
 const { LogController } = Fastify
 
 const config = JSON.parse(process.argv[2])
@@ -53,15 +52,4 @@ app.get('/hold', async () => {
   return { held: true }
 })
 
-// Written synchronously from the last JavaScript that runs: the bench sets it against the moment it
-// signalled, with no delay of its own event loop in between.
-process.on('exit', () => {
-  writeSync(1, `${JSON.stringify({ benchExitAt: performance.timeOrigin + performance.now() })}\n`)
-})
-
-app.listen({ port: 0, host: '127.0.0.1' }).then(() => {
-  process.send({ type: 'ready', port: app.server.address().port })
-}, (err) => {
-  console.error(err)
-  process.exit(99)
-})
+listenAndTimeExit(app)

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import type { Child, Exit } from './child'
-import { get, keepAliveAgent } from './http'
+import { get, keepAliveAgent, slowBody, type Response } from './http'
 
 /**
  * A handler stuck on `/stuck/<id>`, a first signal, and a second one once the listener has closed: the
@@ -23,4 +23,26 @@ export async function secondSignalWhileStuck (
   const secondAt = child.signal(second)
   await t.rejects(stuck.response, { code: 'ECONNRESET' }, 'the stuck request is cut off')
   return { secondAt, exit: await child.exited() }
+}
+
+/**
+ * A request to `/slow/<id>` in flight when `begin` starts the shutdown (SIGTERM unless told otherwise),
+ * released once the listener has closed: it must complete whole, with `Connection: close`.
+ */
+export async function slowRequestThroughDrain (
+  t: Test,
+  child: Child,
+  id: string,
+  begin: () => void = () => { child.signal('SIGTERM') }
+): Promise<Response> {
+  const slow = get(keepAliveAgent(t), child.port, `/slow/${id}`)
+  await child.message((m) => m.type === 'handling' && m.id === id, `the handler of /slow/${id}`)
+  begin()
+  await child.log('listener closed, draining')
+  child.send({ type: 'release', id })
+  const response = await slow.response
+  t.equal(response.status, 200)
+  t.equal(response.headers.connection, 'close')
+  t.equal(response.body, slowBody(id), 'the whole body')
+  return response
 }

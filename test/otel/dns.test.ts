@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
 import { startFixture } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
-import { get, keepAliveAgent, slowBody } from '../helpers/http'
+import { slowRequestThroughDrain } from '../helpers/scenarios'
 import { telemetryReport, type TelemetryReportLine } from '../helpers/otel/app'
 
 const TELEMETRY_MS = 1000
@@ -20,17 +20,7 @@ async function drainWithUnresolvableCollector (t: Test, exporterTimeout?: number
     telemetry: true,
     shutdown: { telemetryTimeout: TELEMETRY_MS }
   })
-  const slow = get(keepAliveAgent(t), child.port, '/slow/1')
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-
-  child.signal('SIGTERM')
-  await child.log('listener closed, draining')
-  child.send({ type: 'release', id: '1' })
-  const response = await slow.response
-  t.equal(response.status, 200)
-  t.equal(response.headers.connection, 'close')
-  t.equal(response.body, slowBody('1'))
-
+  const response = await slowRequestThroughDrain(t, child, '1')
   const exit = await child.exited()
   t.equal(exit.code, 0, 'telemetry that could not be exported does not fail the shutdown')
   const afterResponse = exit.at - response.endAt

@@ -4,6 +4,7 @@ import { test } from 'tap'
 import { startFixture, type Child, type ReportLine } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
 import { closed, get, keepAliveAgent, slowBody } from '../helpers/http'
+import { slowRequestThroughDrain } from '../helpers/scenarios'
 
 const FIXTURE = 'app-faults-app'
 const PRE_STOP_MS = 3000
@@ -201,17 +202,7 @@ test(faultTest('onclose-throws'), async (t) => {
   for (const failingOnClose of ['reject', 'done-error'] as const) {
     t.test(failingOnClose === 'reject' ? 'an async hook that throws' : 'a hook that calls done(err)', async (t) => {
       const child = await startFixture(t, FIXTURE, { failingOnClose, shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
-      const slow = get(keepAliveAgent(t), child.port, '/slow/3')
-      await child.message((m) => m.type === 'handling' && m.id === '3', 'the handler of /slow/3')
-
-      child.signal('SIGTERM')
-      await child.log('listener closed, draining')
-      child.send({ type: 'release', id: '3' })
-      const response = await slow.response
-      t.equal(response.status, 200)
-      t.equal(response.headers.connection, 'close')
-      t.equal(response.body, slowBody('3'))
-
+      const response = await slowRequestThroughDrain(t, child, '3')
       const exit = await child.exited()
       t.equal(exit.code, 1, 'the requests were served, but the cleanup failed')
       t.ok(exit.at - response.endAt < PROMPT_MS, `exited ${Math.round(exit.at - response.endAt)} ms after the last response ended`)

@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import { startFixture, type LogLine } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
-import { get, keepAliveAgent, slowBody } from '../helpers/http'
+import { get, keepAliveAgent } from '../helpers/http'
+import { slowRequestThroughDrain } from '../helpers/scenarios'
 
 const FORCE_MS = 1000
 /** Long enough never to be what ends a test here. */
@@ -17,17 +18,7 @@ const failures = [
 for (const { row, message } of failures) {
   test(faultTest(row), async (t) => {
     const child = await startFixture(t, 'app')
-    const inFlight = get(keepAliveAgent(t), child.port, '/slow/1')
-    await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-
-    child.send(message)
-    await child.log('listener closed, draining')
-    child.send({ type: 'release', id: '1' })
-
-    const response = await inFlight.response
-    t.equal(response.status, 200)
-    t.equal(response.headers.connection, 'close')
-    t.equal(response.body, slowBody('1'))
+    await slowRequestThroughDrain(t, child, '1', () => { child.send(message) })
     const exit = await child.exited()
     t.equal(exit.code, 1)
     const report = await child.report()
