@@ -4,23 +4,27 @@ import { Server as TlsServer } from 'node:tls'
 import type { FastifyReply } from 'fastify'
 import type { OpenRequest } from '../types'
 import type { RequestTelemetry } from './observability'
-import { kLatestArrivedAt, kLatestContext, kLatestReply } from './symbols'
+import { kArrivedAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
 
-/**
- * What the drain hook notes about a request on arrival: on its socket with HTTP/1 (the newest request of the
- * connection), on its stream with HTTP/2 (where one connection carries many requests at once).
- */
+/** What the drain hook notes about a request on arrival: on its response with HTTP/1, its stream with HTTP/2. */
 export interface RequestNotes {
-  [kLatestReply]?: FastifyReply
-  [kLatestArrivedAt]?: number
-  [kLatestContext]?: RequestTelemetry['context']
+  [kNotedReply]?: FastifyReply
+  [kArrivedAt]?: number
+  [kNotedContext]?: RequestTelemetry['context']
 }
 
-export interface HttpSocket extends Socket, RequestNotes {
-  /** Node's http server keeps the response being written here; http-terminator relies on it too. */
-  _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null
+/** An HTTP/1 response, with what the drain hook noted about its request. */
+export type NotedResponse = ServerResponse & RequestNotes & { req?: IncomingMessage, _last?: boolean }
+
+export interface HttpSocket extends Socket {
+  /**
+   * Node's http server keeps the response being written here, and drops it once it has finished; responses
+   * pipelined behind it wait in a queue of Node's own. http-terminator relies on it too.
+   */
+  _httpMessage?: NotedResponse | null
   /** Node's HTTP/1 parser, there while the connection speaks HTTP/1: an upgraded or HTTP/2 one has none. */
   parser?: object | null
+  [kPipelineTail]?: WeakRef<NotedResponse>
 }
 
 /** Requests in flight that a connection cannot show by itself: HTTP/2 streams, many to a connection. */
@@ -70,7 +74,7 @@ export class ConnectionTracker {
    */
   closeAfterCurrentResponses (): void {
     for (const socket of this.busySockets()) {
-      const last = socket[kLatestReply]?.raw ?? socket._httpMessage!
+      const last = lastResponseOwed(socket)
       if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
         last.setHeader('connection', 'close')
       }
@@ -101,14 +105,17 @@ export class ConnectionTracker {
   openRequests (now: number): OpenRequest[] {
     const open = this.streams === null ? [] : this.streams.openRequests(now)
     // The newest request names the route that holds the socket; with pipelining it is the last in line.
-    for (const socket of this.busySockets()) open.push(openRequestOf(socket, now, socket._httpMessage!.req))
+    for (const socket of this.busySockets()) {
+      const last = lastResponseOwed(socket)
+      open.push(openRequestOf(last, now, last.req))
+    }
     return open
   }
 
   /** For the force path: where the spans of the requests still open can be found. */
   openRequestTelemetry (): RequestTelemetry[] {
     const open = this.streams === null ? [] : this.streams.openRequestTelemetry()
-    for (const socket of this.busySockets()) open.push(requestTelemetryOf(socket))
+    for (const socket of this.busySockets()) open.push(requestTelemetryOf(lastResponseOwed(socket)))
     return open
   }
 
@@ -129,10 +136,19 @@ export function isBusy (socket: HttpSocket): boolean {
   return response !== null && response !== undefined && !response.writableFinished
 }
 
+/**
+ * The last response a busy socket owes: the newest pipelined behind the one being written, else that one.
+ * Responses finish in order, so a pipelined response not yet finished is still owed, and the newest one.
+ */
+export function lastResponseOwed (socket: HttpSocket): NotedResponse {
+  const tail = socket[kPipelineTail]?.deref()
+  return tail !== undefined && !tail.writableFinished ? tail : socket._httpMessage!
+}
+
 /** A request still open, from what the drain hook noted about it; `raw` stands in when nothing was noted. */
 export function openRequestOf (notes: RequestNotes, now: number, raw?: IncomingMessage): OpenRequest {
-  const request = notes[kLatestReply]?.request
-  const arrivedAt = notes[kLatestArrivedAt]
+  const request = notes[kNotedReply]?.request
+  const arrivedAt = notes[kArrivedAt]
   const message = request?.raw ?? raw
   return {
     method: message?.method ?? '',
@@ -144,5 +160,5 @@ export function openRequestOf (notes: RequestNotes, now: number, raw?: IncomingM
 
 /** Where the spans of a request still open can be found, from what the drain hook noted about it. */
 export function requestTelemetryOf (notes: RequestNotes): RequestTelemetry {
-  return { context: notes[kLatestContext], request: notes[kLatestReply]?.request }
+  return { context: notes[kNotedContext], request: notes[kNotedReply]?.request }
 }

@@ -2,9 +2,9 @@ import type { Http2ServerResponse } from 'node:http2'
 import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
-import type { HttpSocket, RequestNotes } from './connections'
+import { lastResponseOwed, type HttpSocket, type NotedResponse, type RequestNotes } from './connections'
 import type { RequestTelemetry } from './observability'
-import { kLatestArrivedAt, kLatestContext, kLatestReply, kRejected } from './symbols'
+import { kArrivedAt, kNotedContext, kNotedReply, kPipelineTail, kRejected } from './symbols'
 import { isProbeRoute } from './health'
 
 export interface DrainGate {
@@ -24,18 +24,33 @@ const DRAINING_BODY = JSON.stringify({
 /**
  * Makes this reply the one that closes its connection. A request pipelined behind one still in flight takes
  * the `Connection: close` over from it, since Node drops any response queued behind such a response; false
- * when the earlier one has already sent it, and this request's answer could never reach the client.
+ * when an earlier one has already sent it, and this request's answer could never reach the client.
  */
 function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
   const ahead = socket._httpMessage
   if (ahead && ahead !== reply.raw) {
-    // `_last`: Node's own mark on a response after which it ends the socket.
-    if (ahead.headersSent && (ahead as { _last?: boolean })._last === true) return false
-    socket[kLatestReply]?.removeHeader('connection')
-    ahead.removeHeader('connection')
+    const previous = lastResponseOwed(socket)
+    if (closesConnection(ahead) || closesConnection(previous)) return false
+    keepOpen(ahead)
+    keepOpen(previous)
   }
   reply.header('connection', 'close')
   return true
+}
+
+/**
+ * Headers stored with `Connection: close`: Node marks such a response `_last` and ends the socket after it.
+ * A pipelined response that has ended has its headers stored even while it waits for its turn to be sent.
+ */
+function closesConnection (response: NotedResponse): boolean {
+  return response.headersSent && response._last === true
+}
+
+/** Takes back a `Connection: close` not sent yet, set on the response or on its Fastify reply. */
+function keepOpen (response: NotedResponse): void {
+  if (response.headersSent) return
+  response.removeHeader('connection')
+  response[kNotedReply]?.removeHeader('connection')
 }
 
 /**
@@ -52,22 +67,32 @@ export function createDrainHook (
   // Decided once here, so an app without telemetry pays nothing for it on each request.
   const noteOn = activeContext === null
     ? (notes: RequestNotes, reply: FastifyReply): void => {
-        notes[kLatestReply] = reply
-        notes[kLatestArrivedAt] = Date.now()
+        notes[kNotedReply] = reply
+        notes[kArrivedAt] = Date.now()
       }
     : (notes: RequestNotes, reply: FastifyReply): void => {
-        notes[kLatestReply] = reply
-        notes[kLatestArrivedAt] = Date.now()
-        notes[kLatestContext] = activeContext()
+        notes[kNotedReply] = reply
+        notes[kArrivedAt] = Date.now()
+        notes[kNotedContext] = activeContext()
       }
-  // With HTTP/2 the notes go on the request's stream: `request.raw.socket` is a proxy that stores them on the
-  // session's socket, which every stream of the session shares. An HTTP/1 request on the same server
-  // (`allowHTTP1`) has no stream and keeps its socket. Also decided once: an HTTP/1 server never looks.
+  // With HTTP/1 the notes go on the response: the socket would keep them, and the request with its body,
+  // for as long as the connection idles. A response queued behind one still owed (pipelining) is out of the
+  // socket's sight until its turn comes, so the socket keeps a weak pointer to the newest.
+  const noteHttp1 = (socket: HttpSocket, reply: FastifyReply): void => {
+    const response = reply.raw as NotedResponse
+    noteOn(response, reply)
+    if (socket._httpMessage !== response) socket[kPipelineTail] = new WeakRef(response)
+  }
+  // With HTTP/2 the notes go on the request's stream (`request.raw.socket` is a proxy to the session's socket,
+  // which every stream of the session shares). An HTTP/1 request on the same server (`allowHTTP1`) has no
+  // stream. Also decided once: an HTTP/1 server never looks.
   const noteArrival = http2
     ? (socket: HttpSocket, reply: FastifyReply): void => {
-        noteOn((reply.raw as unknown as Http2ServerResponse).stream as RequestNotes | undefined ?? socket, reply)
+        const stream = (reply.raw as unknown as Http2ServerResponse).stream as RequestNotes | undefined
+        if (stream === undefined) noteHttp1(socket, reply)
+        else noteOn(stream, reply)
       }
-    : noteOn
+    : noteHttp1
 
   return function shutdownOnRequest (request, reply, done) {
     const socket = request.raw.socket as HttpSocket

@@ -5,7 +5,7 @@ import type { CompletionWatcher } from './completions'
 import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
 import type { RequestTelemetry } from './observability'
 import type { DrainParticipant } from './participants'
-import { kLatestReply, kRejected } from './symbols'
+import { kNotedReply, kRejected } from './symbols'
 
 /** A stream with what the drain hook noted about its request. */
 type NotedStream = ServerHttp2Stream & RequestNotes
@@ -46,7 +46,7 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
     this.untrackStream = function untrackStream () {
       streams.delete(this)
       if (completions === null || !this.writableFinished) return
-      const response = this[kLatestReply]?.raw as { [kRejected]?: true } | undefined
+      const response = this[kNotedReply]?.raw as { [kRejected]?: true } | undefined
       if (response?.[kRejected] !== true) completions.streamCompleted()
     }
   }

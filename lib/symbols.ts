@@ -1,11 +1,17 @@
 /**
- * The reply of the newest request on a socket, noted on arrival. The socket outlives its requests, so after
- * a connection's first request noting this is a plain store, not a new property on every request object.
+ * What the drain hook notes about a request on arrival, so a report can name a request that held the drain:
+ * on its response with HTTP/1, on its stream with HTTP/2. Both are the request's own: once answered, nothing
+ * reachable holds them (Node drops a finished response from its socket), so neither does the note.
  */
-export const kLatestReply = Symbol('fastify-shutdown.latestReply')
-/** When that newest request arrived, in `Date.now()` milliseconds. */
-export const kLatestArrivedAt = Symbol('fastify-shutdown.latestArrivedAt')
-/** The OpenTelemetry context that newest request ran in, noted only when `telemetry` is configured. */
-export const kLatestContext = Symbol('fastify-shutdown.latestContext')
+export const kNotedReply = Symbol('fastify-shutdown.notedReply')
+/** When that request arrived, in `Date.now()` milliseconds. */
+export const kArrivedAt = Symbol('fastify-shutdown.arrivedAt')
+/** The OpenTelemetry context that request ran in, noted only when `telemetry` is configured. */
+export const kNotedContext = Symbol('fastify-shutdown.notedContext')
+/**
+ * On an HTTP/1 socket: the newest response pipelined behind the one being written, held weakly so that it
+ * does not outlive its answer on an idle keep-alive connection.
+ */
+export const kPipelineTail = Symbol('fastify-shutdown.pipelineTail')
 /** Marks a raw response that answered 503 because the server was draining. */
 export const kRejected = Symbol('fastify-shutdown.rejected')
