@@ -213,7 +213,7 @@ describe('exported types', () => {
     const report = {} as ShutdownReport
     expect(report.trigger).type.toBe<ShutdownTrigger>()
     expect(report.outcome).type.toBe<'completed' | 'forced'>()
-    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'manual' | undefined>()
+    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | undefined>()
     expect(report.exitCode).type.toBe<number>()
     expect(report.startedAt).type.toBe<string>()
     expect(report.durationMs).type.toBe<number>()
