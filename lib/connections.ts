@@ -22,8 +22,12 @@ export interface HttpSocket extends Socket {
    * pipelined behind it wait in a queue of Node's own. http-terminator relies on it too.
    */
   _httpMessage?: NotedResponse | null
-  /** Node's HTTP/1 parser, there while the connection speaks HTTP/1: an upgraded or HTTP/2 one has none. */
-  parser?: object | null
+  /**
+   * Node's HTTP/1 parser, there while the connection speaks HTTP/1: an upgraded or HTTP/2 one has none.
+   * `duration()` is how long its current request has been arriving, 0 between requests; a new connection
+   * counts from when it opened (Node's `headersTimeout` works from the same clock).
+   */
+  parser?: { duration (): number } | null
   [kPipelineTail]?: WeakRef<NotedResponse>
 }
 
@@ -40,6 +44,9 @@ export interface StreamRequests {
  */
 export class ConnectionTracker {
   private readonly sockets = new Set<HttpSocket>()
+  /** Spared by `closeIdle` because a request may still be arriving on them; closed once nothing else is left. */
+  private readonly awaitingRequest = new Set<HttpSocket>()
+  private closing = false
   private readonly connectionEvent: 'connection' | 'secureConnection'
 
   constructor (private readonly server: Server, private readonly streams: StreamRequests | null = null) {
@@ -73,6 +80,7 @@ export class ConnectionTracker {
    * requests pipelined behind the current one have run their handlers already.
    */
   closeAfterCurrentResponses (): void {
+    this.closing = true
     for (const socket of this.busySockets()) {
       const last = lastResponseOwed(socket)
       if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
@@ -86,15 +94,27 @@ export class ConnectionTracker {
    * call, and which gets a drain wrong both ways:
    * - it counts a response as done once `end()` has been called, and destroys its socket while most of a
    *   large body may still wait in the socket's buffers: a truncated body, and a drain that reports nothing;
-   * - it spares a connection whose request has only partly arrived (a slowloris client's), and
-   *   `server.close()` stops the `headersTimeout` check that would have ended it: the drain waits to the end.
-   * Idle here: no response owed on the connection (new, between keep-alive requests, or its request's headers
-   * half read: a request completed now would only be refused), and still HTTP/1 (an upgraded WebSocket is
-   * the websocket drain's).
+   * - it spares a connection whose request is still arriving (a new one, a slow client's, a slowloris
+   *   client's), and `server.close()` stops the `headersTimeout` check that would have ended it: the drain
+   *   waits to the end.
+   * Here a connection that owes no response is closed at once when nothing is arriving on it. One with a
+   * request arriving is spared while other work drains, so that request still gets its 503 and
+   * `Connection: close`, and is closed once nothing else is left. Only HTTP/1 connections: an upgraded
+   * WebSocket is the websocket drain's, HTTP/2 sessions the http2 drain's.
    */
   private readonly closeIdle = (): void => {
     for (const socket of this.sockets) {
-      if (socket.parser && !socket._httpMessage) socket.destroy()
+      if (!socket.parser || socket._httpMessage) continue
+      if (socket.parser.duration() === 0) socket.destroy()
+      else if (this.closing) this.awaitingRequest.add(socket)
+    }
+    this.closeAwaitingIfAlone()
+  }
+
+  private closeAwaitingIfAlone (): void {
+    if (this.awaitingRequest.size === 0 || this.awaitingRequest.size < this.sockets.size) return
+    for (const socket of this.awaitingRequest) {
+      if (!socket._httpMessage) socket.destroy()
     }
   }
 
@@ -127,7 +147,13 @@ export class ConnectionTracker {
 
   private readonly track = (socket: HttpSocket): void => {
     this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
+    socket.once('close', () => { this.untrack(socket) })
+  }
+
+  private untrack (socket: HttpSocket): void {
+    this.sockets.delete(socket)
+    this.awaitingRequest.delete(socket)
+    this.closeAwaitingIfAlone()
   }
 }
 

@@ -83,8 +83,8 @@ export const FAULT_MATRIX = {
     area: 'clients',
     condition: 'a slowloris connection that sent half its headers',
     exit: '0',
-    within: 'a few ms after the listener closes',
-    client: 'its socket is closed: no request was ever accepted',
+    within: 'a few ms after the last other response',
+    client: 'its socket is closed once nothing else drains (a request it completes before that gets a 503)',
     report: '`completed`, it is not counted as a request'
   },
   'slow-upload': {

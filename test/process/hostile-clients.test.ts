@@ -5,7 +5,7 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { startFixture, type LogLine } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
-import { keepAliveAgent } from '../helpers/http'
+import { get, keepAliveAgent } from '../helpers/http'
 import { bounded } from '../helpers/wait'
 
 const FIXTURE = 'client-faults-app'
@@ -114,6 +114,31 @@ test(faultTest('slowloris'), async (t) => {
   })
   t.notOk('forcedBy' in report, 'nothing was forced')
   t.same(await child.hits(), {}, 'no handler ran')
+})
+
+test('a request still arriving when the listener closes gets its 503 while other work drains', async (t) => {
+  const child = await startFixture(t, FIXTURE, {
+    shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS },
+    announceRequestStarts: true
+  })
+  const late = await RawClient.open(t, child.port)
+  late.socket.write('GET /idle HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+  await child.message((m) => m.type === 'request begun', 'the server to read the first half of the headers')
+  const slow = get(keepAliveAgent(t), child.port, '/slow/1')
+  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
+
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  late.socket.write('\r\n')
+  await late.readToEnd()
+  t.match(late.head, /^HTTP\/1\.1 503 /, 'the request finished arriving after the listener closed, and was refused')
+  t.match(late.head, /\r\nconnection: close\r\n/i)
+
+  child.send({ type: 'release', id: '1' })
+  t.equal((await slow.response).status, 200, 'the request in flight still finishes')
+  t.equal((await child.exited()).code, 0)
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 1, rejectedRequests: 1 })
+  t.notOk('/idle' in await child.hits(), 'the refused request never reached its handler')
 })
 
 test(faultTest('slow-upload'), async (t) => {
