@@ -176,21 +176,28 @@ const roundsNote = (plan) => plan.rounds === 1
   ? 'One round (smoke): single measurements, not for quoting.'
   : `Median of ${plan.rounds} rounds, (min–max) over rounds; the variants alternate order from round to round. Differences and ratios are taken within each round, then summarised.`
 
+const PLUGIN_VERSUS_BASELINE = [isVariant('plugin'), isVariant('baseline')]
+
+/** SIGTERM → exit of the plugin and the baseline, then their difference and ratio within each round. */
+function exitTimesVersus (runs, rounds, summaries) {
+  const [plugin, baseline] = PLUGIN_VERSUS_BASELINE.map((is) => summarize(runs.filter(is).map(field('exitMs'))))
+  summaries.push(plugin, baseline)
+  return [
+    spread(plugin),
+    spread(baseline),
+    differenceSpread(paired(runs, rounds, PLUGIN_VERSUS_BASELINE, field('exitMs'), minus)),
+    ratioSpread(paired(runs, rounds, PLUGIN_VERSUS_BASELINE, field('exitMs'), over))
+  ]
+}
+
 function idleTable (raw, plan) {
   const summaries = []
   const rows = plan.idle.map((connections) => {
     const runs = raw.idle.filter((run) => run.connections === connections)
-    const versus = [isVariant('plugin'), isVariant('baseline')]
-    const plugin = summarize(runs.filter(versus[0]).map(field('exitMs')))
-    const baseline = summarize(runs.filter(versus[1]).map(field('exitMs')))
-    summaries.push(plugin, baseline)
     return [
       count(connections),
-      spread(plugin),
-      spread(baseline),
-      differenceSpread(paired(runs, plan.rounds, versus, field('exitMs'), minus)),
-      ratioSpread(paired(runs, plan.rounds, versus, field('exitMs'), over)),
-      differenceSpread(paired(runs, plan.rounds, versus, field('exitListenerMs'), minus)),
+      ...exitTimesVersus(runs, plan.rounds, summaries),
+      differenceSpread(paired(runs, plan.rounds, PLUGIN_VERSUS_BASELINE, field('exitListenerMs'), minus)),
       codesOf(runs)
     ]
   })
@@ -210,17 +217,10 @@ function busyTable (raw, plan) {
   const summaries = []
   const rows = plan.busy.map(({ label }) => {
     const runs = raw.busy.filter((run) => run.setting === label)
-    const versus = [isVariant('plugin'), isVariant('baseline')]
-    const plugin = summarize(runs.filter(versus[0]).map(field('exitMs')))
-    const baseline = summarize(runs.filter(versus[1]).map(field('exitMs')))
-    summaries.push(plugin, baseline)
     return [
       label,
-      spread(plugin),
-      spread(baseline),
-      differenceSpread(paired(runs, plan.rounds, versus, field('exitMs'), minus)),
-      ratioSpread(paired(runs, plan.rounds, versus, field('exitMs'), over)),
-      versus.map((is) => spread(summarize(runs.filter(is).map(field('openAfterResponseMs'))))).join(' / '),
+      ...exitTimesVersus(runs, plan.rounds, summaries),
+      PLUGIN_VERSUS_BASELINE.map((is) => spread(summarize(runs.filter(is).map(field('openAfterResponseMs'))))).join(' / '),
       codesOf(runs)
     ]
   })
