@@ -1,9 +1,9 @@
 import http from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
-import { test } from 'tap'
-import { startFixture, type Child, type ReportLine } from '../helpers/child'
+import { test, type Test } from 'tap'
+import { startFixture, type Child, type LogLine, type ReportLine } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
-import { closed, get, keepAliveAgent, slowBody } from '../helpers/http'
+import { closed, get, keepAliveAgent, slowBody, type PendingRequest } from '../helpers/http'
 import { slowRequestThroughDrain } from '../helpers/scenarios'
 
 const FIXTURE = 'app-faults-app'
@@ -142,15 +142,23 @@ test('a SIGTERM before fastify-shutdown has loaded meets Node\'s default action:
   t.notOk(child.logs.some((line) => line.msg === 'fixture listening'), 'the server never listened')
 })
 
-test(faultTest('signal-during-app-close'), async (t) => {
-  const child = await startFixture(t, FIXTURE, { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
-  const slow = get(keepAliveAgent(t), child.port, '/slow/1')
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-
+/**
+ * A request to `path` (`/slow/<id>` or `/stuck/<id>`) in its handler, then the app's own `fastify.close()`,
+ * then a SIGTERM while that close runs. Resolves once the signal has joined the close.
+ */
+async function signalDuringAppClose (t: Test, child: Child, path: string): Promise<{ request: PendingRequest, joined: LogLine }> {
+  const request = get(keepAliveAgent(t), child.port, path)
+  const id = path.split('/').at(-1)
+  await child.message((m) => m.type === 'handling' && m.id === id, `the handler of ${path}`)
   child.send({ type: 'close' })
   await child.log('fixture preClose')
   child.signal('SIGTERM')
-  await child.log('shutdown started after fastify.close(): waiting for it')
+  return { request, joined: await child.log('shutdown started after fastify.close(): waiting for it') }
+}
+
+test(faultTest('signal-during-app-close'), async (t) => {
+  const child = await startFixture(t, FIXTURE, { shutdown: { drainTimeout: LONG_DRAIN_MS, forceTimeout: FORCE_MS } })
+  const { request: slow } = await signalDuringAppClose(t, child, '/slow/1')
   child.send({ type: 'release', id: '1' })
 
   const response = await slow.response
@@ -178,13 +186,7 @@ test(faultTest('signal-during-app-close'), async (t) => {
 // A direct fastify.close() has no deadline of its own; the signal that joins it brings drainTimeout.
 test('a SIGTERM during the app\'s own fastify.close() bounds a stuck request by drainTimeout', async (t) => {
   const child = await startFixture(t, FIXTURE, { shutdown: { drainTimeout: DRAIN_MS, forceTimeout: FORCE_MS } })
-  const stuck = get(keepAliveAgent(t), child.port, '/stuck/2')
-  await child.message((m) => m.type === 'handling' && m.id === '2', 'the handler of /stuck/2')
-
-  child.send({ type: 'close' })
-  await child.log('fixture preClose')
-  child.signal('SIGTERM')
-  const joined = await child.log('shutdown started after fastify.close(): waiting for it')
+  const { request: stuck, joined } = await signalDuringAppClose(t, child, '/stuck/2')
   const forcing = await child.log('forcing shutdown')
   const waited = (forcing.time as number) - (joined.time as number)
   t.ok(waited >= DRAIN_MS - EARLY_MS && waited < DRAIN_MS + MARGIN_MS, `forced ${waited} ms after the signal joined the close (drainTimeout ${DRAIN_MS} ms)`)
