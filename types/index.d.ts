@@ -248,7 +248,7 @@ declare namespace fastifyShutdown {
   export interface UnreadConnection {
     readonly remoteAddress: string
     readonly remotePort: number
-    /** Everything the connection had read, that request's first bytes included. */
+    /** Everything the connection had read, that request's first bytes included; -1 when it could not be read. */
     readonly bytesRead: number
   }
 

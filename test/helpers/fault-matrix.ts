@@ -111,6 +111,14 @@ export const FAULT_MATRIX = {
     client: 'every request is answered: 200, or 503 with `Connection: close` and `Retry-After`; then ECONNREFUSED, never a reset',
     report: '`completed`, the 503s counted in rejectedRequests, `unreadConnections` empty'
   },
+  'internal-error': {
+    area: 'misuse',
+    condition: 'the plugin\'s own code throws inside a Node callback while draining (here: a connection whose `bytesRead` throws)',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'requests in flight complete; other idle connections close as usual',
+    report: '`completed`; `errors` names the internal error; the connection it could not read is destroyed once alone and listed in `unreadConnections`; never forcedBy `manual`'
+  },
   'never-reads': {
     area: 'clients',
     condition: 'a client that never reads its response',
