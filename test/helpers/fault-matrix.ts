@@ -1,7 +1,7 @@
 /**
  * The fault matrix: every hostile condition the plugin promises to survive, with what an operator sees.
  * Each row is proven by the test whose title `faultTest(id)` gives; test/fault-matrix.test.ts checks that
- * every row has its test and that the README's table is the one `matrixTable()` renders.
+ * every row has its test and that the table in docs/fault-matrix.md is the one `matrixTable()` renders.
  */
 export interface FaultRow {
   readonly area: 'signals' | 'clients' | 'app code' | 'dependencies' | 'misuse' | 'resources'
@@ -290,7 +290,7 @@ export function faultTest (id: FaultId): string {
 
 const cell = (text: string): string => text.replaceAll('|', '\\|')
 
-/** The README's table. */
+/** The table in docs/fault-matrix.md. */
 export function matrixTable (): string {
   const lines = [
     '| | Condition | Exit | Within | The client sees | The report says |',
