@@ -79,7 +79,7 @@ export const FAULT_MATRIX = {
     client: 'its request is cut (ECONNRESET) at drainTimeout',
     report: '`forced`, forcedBy `drain-timeout`, openRequests names method, URL, route and age'
   },
-  'slowloris': {
+  slowloris: {
     area: 'clients',
     condition: 'a slowloris connection that sent half its headers',
     exit: '0',
@@ -95,7 +95,7 @@ export const FAULT_MATRIX = {
     client: 'the upload completes and is answered, with `Connection: close`',
     report: '`completed`, counted in completedRequests'
   },
-  'pipelined': {
+  pipelined: {
     area: 'clients',
     condition: 'requests pipelined on one keep-alive socket across the moment draining starts',
     exit: '0',
@@ -239,7 +239,7 @@ export const FAULT_MATRIX = {
     client: 'the server never starts',
     report: 'FST_SHUTDOWN_ALREADY_REGISTERED'
   },
-  'encapsulated': {
+  encapsulated: {
     area: 'misuse',
     condition: 'registering inside an encapsulated child context',
     exit: 'register rejects',
