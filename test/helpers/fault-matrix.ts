@@ -29,7 +29,7 @@ export const FAULT_MATRIX = {
     exit: '0',
     within: 'last response + a few ms',
     client: 'in-flight requests complete',
-    report: '`completed`; a debug line says the duplicate was ignored'
+    report: '`completed`; an info line says the duplicate was ignored'
   },
   'deliberate-second-signal': {
     area: 'signals',
