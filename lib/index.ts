@@ -191,4 +191,3 @@ module.exports = fastifyShutdown
 module.exports.default = fastifyShutdown
 module.exports.fastifyShutdown = fastifyShutdown
 module.exports.STATE = STATE
-

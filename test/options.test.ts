@@ -9,9 +9,24 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   const options = resolveOptions(undefined)
   t.same(
     { ...options, exit: typeof options.exit },
-    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, idleCloseDelay: 1_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], duplicateSignalWindow: 100, handleSignals: true, exit: 'function', retryAfter: 5,
-      readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000,
-      websocket: { reason: 'server shutting down', closeTimeout: 1_000 } }
+    {
+      preStopDelay: 0,
+      drainTimeout: 10_000,
+      forceTimeout: 3_000,
+      idleCloseDelay: 1_000,
+      gracePeriod: 30_000,
+      signals: ['SIGTERM', 'SIGINT'],
+      duplicateSignalWindow: 100,
+      handleSignals: true,
+      exit: 'function',
+      retryAfter: 5,
+      readiness: false,
+      liveness: false,
+      preStopRoute: false,
+      telemetry: [],
+      telemetryTimeout: 5_000,
+      websocket: { reason: 'server shutting down', closeTimeout: 1_000 }
+    }
   )
   t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
   t.ok(Object.isFrozen(options))

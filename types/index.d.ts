@@ -113,13 +113,15 @@ declare namespace fastifyShutdown {
     idleCloseDelay?: number
     /**
      * Time the platform allows between the first signal and SIGKILL (Kubernetes'
-     * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` must fit in it.
+     * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` (+ `telemetryTimeout`
+     * with `telemetry`) must fit in it.
      * `Infinity` when nothing will kill the process.
      * @default 30000
      */
     gracePeriod?: number
     /**
-     * Signals that start the shutdown; any second one forces it.
+     * Signals that start the shutdown; any further one forces it, except the first one again within
+     * `duplicateSignalWindow`.
      * @default ['SIGTERM', 'SIGINT']
      */
     signals?: readonly NodeJS.Signals[]
