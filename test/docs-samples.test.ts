@@ -105,7 +105,8 @@ test('every JSON sample parses', async (t) => {
 test('every js/ts sample listens, and drains and exits 0 on SIGTERM', async (t) => {
   const dir = await scratch()
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  // No loaders of ours in the child, and no coverage of its own (see startFixture).
+  // No loaders of ours in the child, and no coverage of its own (see startFixture): the samples cover
+  // nothing the other tests do not.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     _TAPJS_PROCESSINFO_COVERAGE_: '0',
