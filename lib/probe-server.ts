@@ -51,7 +51,6 @@ export class ProbeServer {
    * be reached through the app's Service, so it is refused, as is any port it cannot bind.
    */
   listen (appAddresses: readonly (AddressInfo | string)[]): Promise<void> {
-    if (this.closed !== null) return Promise.resolve()
     const { port, host } = this.options
     const shared = appAddresses.filter((address): address is AddressInfo => typeof address === 'object' && address.port === port)
     if (port !== 0 && shared.length > 0) {

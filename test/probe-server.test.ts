@@ -153,6 +153,17 @@ test('fastify.close() closes the probe server: no handle or listener is left', a
   t.same(await resources(), before, 'no handle outlives close()')
 })
 
+test('fastify.close() right after listen() waits for the probe server\'s bind under way, then closes it', async (t) => {
+  const before = await resources()
+  const fastify = Fastify()
+  // A host name: the bind waits for its lookup, which outlasts the close's own steps.
+  await fastify.register(fastifyShutdown, { exit: false, ...routes, probeServer: { port: 0, host: 'localhost' } })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  t.equal(fastify.shutdown.probeAddress, null, 'still binding')
+  await fastify.close()
+  t.same(await resources(), before)
+})
+
 test('a shutdown of the plugin\'s own leaves no handle either', async (t) => {
   const before = await resources()
   const logs = logCapture()
