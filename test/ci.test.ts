@@ -18,5 +18,5 @@ test('the GitHub workflow runs what .ci/run runs, on Node 20, 22, 24 and 26', as
     .filter((command) => command.startsWith('npm ') || command.startsWith('node test/lines.mjs'))
     .map((command) => command.replace(/^node test\/lines\.mjs.*$/, 'node test/lines.mjs'))
   t.same(commands(runs), commands(script.split('\n')), 'the same commands, in the same order')
-  t.ok(runs.includes('node test/lines.mjs ${{ matrix.node }}'), 'each job runs its own line')
+  t.ok(runs.some((run) => /^node test\/lines\.mjs \$\{\{ matrix\.node \}\}$/.test(run)), 'each job runs its own line')
 })

@@ -111,7 +111,7 @@ export const FAULT_MATRIX = {
     client: 'every request is answered: 200, or 503 with `Connection: close` and `Retry-After`; then ECONNREFUSED, never a reset',
     report: '`completed`, the 503s counted in rejectedRequests, `unreadConnections` empty'
   },
-  'internal-error': {
+  'own-code-throws': {
     area: 'misuse',
     condition: 'the plugin\'s own code throws inside a Node callback while draining (here: a connection whose `bytesRead` throws)',
     exit: '0',

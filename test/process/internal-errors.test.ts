@@ -6,7 +6,7 @@ import { closed, get, keepAliveAgent } from '../helpers/http'
 /** How soon after the last response has ended the process must be gone. */
 const PROMPT_MS = 200
 
-test(faultTest('internal-error'), async (t) => {
+test(faultTest('own-code-throws'), async (t) => {
   const child = await startFixture(t, 'app', { unreadableBytes: true, shutdown: { idleCloseDelay: 0 } })
   const idle = await get(keepAliveAgent(t), child.port, '/fast').response
   const slow = get(keepAliveAgent(t), child.port, '/slow/1')

@@ -7,6 +7,16 @@ export const LIVENESS_PATH: string
 export const CHECK_INTERVAL_MS: number
 /** Version line of the installed haproxy, or null when there is none. */
 export function haproxyVersion (): string | null
+
+/** A running HAProxy on 127.0.0.1, in front of `servers`. */
+export interface Haproxy {
+  /** Its frontend's port. */
+  readonly port: number
+  tail (lines?: number): string
+  stop (): Promise<void>
+}
+/** Starts HAProxy with its config in `dir`; resolves once its frontend answers and every server is UP. */
+export function startHaproxy (options: { dir: string, servers: readonly number[], slots: number, checkPath?: string, checkIntervalMs?: number }): Promise<Haproxy>
 /** The scripts the two scenarios run. */
 export const APPS: { readonly plugin: string, readonly baseline: string }
 
