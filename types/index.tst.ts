@@ -22,7 +22,9 @@ import fastifyShutdown, {
   type ShutdownTrigger,
   type ProbeRouteOptions,
   type PreStopRouteOptions,
-  type ProbeServerOptions
+  type ProbeServerOptions,
+  type ConnectionsOutcome,
+  type UnreadConnection
 } from 'fastify-shutdown'
 import type { AddressInfo } from 'node:net'
 import fastifyShutdownRequired = require('fastify-shutdown')
@@ -233,7 +235,9 @@ describe('exported types', () => {
     const report = {} as ShutdownReport
     expect(report.trigger).type.toBe<ShutdownTrigger>()
     expect(report.outcome).type.toBe<'completed' | 'forced'>()
-    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | undefined>()
+    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | 'internal-error' | undefined>()
+    expect(report.connections.http).type.toBe<ConnectionsOutcome>()
+    expect(report.unreadConnections).type.toBe<readonly UnreadConnection[]>()
     expect(report.exitCode).type.toBe<number>()
     expect(report.startedAt).type.toBe<string>()
     expect(report.durationMs).type.toBe<number>()
