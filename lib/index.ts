@@ -11,6 +11,7 @@ import { addHealthRoutes } from './health'
 import { http2Sessions } from './http2'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
+import { pm2LogWritten, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { resolveOptions } from './options'
 import type { DrainParticipant } from './participants'
 import { RequestSignals } from './request-signals'
@@ -43,6 +44,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   if (webSockets !== null) participants.push(webSockets)
   if (http2 !== null) participants.push(http2)
   const sequence = new ShutdownSequence(fastify, options, connections, completions, log, observability, requestSignals, tasks, participants)
+  const pm2 = pm2Process()
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -53,6 +55,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     if (!exited) {
       exited = true
       await logWritesSettled(log)
+      await pm2LogWritten(pm2)
       exit(code)
     }
     return true
@@ -123,6 +126,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
   connections.attach()
   warnIfBudgetIsTight(log, options)
+  if (pm2 !== null) {
+    warnIfPm2KillsFirst(log, options, pm2)
+    fastify.addHook('onListen', (hookDone) => {
+      tellPm2Ready(pm2)
+      hookDone()
+    })
+  }
 
   if (options.handleSignals) {
     signalHub.join(participant)
