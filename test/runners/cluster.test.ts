@@ -9,7 +9,7 @@ import { EXAMPLE_APP, freePort, plainEnv } from '../helpers/runners'
 
 const harness = import('../helpers/rolling/index.mjs')
 
-test('cluster: a rolling restart under keep-alive load lose no request; SIGTERM to the primary drains every worker', async (t) => {
+test('cluster: a rolling restart under keep-alive load loses no request; SIGTERM to the primary drains every worker', async (t) => {
   const { startLoad } = await harness
   const port = await freePort()
   const primary = new Child(fork(path.join(EXAMPLE_APP, 'cluster.mjs'), [], {
