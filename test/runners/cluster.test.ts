@@ -34,7 +34,7 @@ test('cluster: a rolling restart under keep-alive load loses no request; SIGTERM
   t.equal(reports().length, 2, 'each replaced worker logged its report')
 
   const inFlight = fetch(`http://127.0.0.1:${port}/reports/slow?ms=800`)
-  await primary.log((line) => line.msg === 'incoming request' && line.req?.url === '/reports/slow?ms=800', 'the slow request in a worker')
+  await primary.log((line) => line.msg === 'incoming request' && (line.req as { url?: string } | undefined)?.url === '/reports/slow?ms=800', 'the slow request in a worker')
   primary.signal('SIGTERM')
   const response = await inFlight
   t.equal(response.status, 200, 'the request in flight at SIGTERM completed')
