@@ -123,5 +123,7 @@ async function main () {
   if (process.send) process.send({ type: 'ready', port: app.server.address().port })
 }
 
-// Started directly (not imported, say by a test using buildServer() with inject()).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
+// Started directly (not imported, say by a test using buildServer() with inject()). PM2 imports this file from
+// its own wrapper, which is argv[1] then, and names the app's script in pm_exec_path.
+const entry = process.env.pm_exec_path ?? process.argv[1]
+if (entry && import.meta.url === pathToFileURL(entry).href) await main()

@@ -13,6 +13,7 @@ import { http2Sessions } from './http2'
 import { secondaryServers } from './internals'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
+import { pm2LogWritten, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { resolveOptions } from './options'
 import type { DrainParticipant } from './participants'
 import { ProbeServer } from './probe-server'
@@ -54,6 +55,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const probeServer = options.probeServer === false
     ? null
     : new ProbeServer(options.probeServer, options, sequence, () => startWith({ type: 'prestop-route' }), log)
+  const pm2 = pm2Process()
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -64,6 +66,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     if (!exited) {
       exited = true
       await logWritesSettled(log)
+      await pm2LogWritten(pm2)
       exit(code)
     }
     return true
@@ -155,6 +158,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     trackSecondaryServers(fastify, connections, log)
     hookDone()
   })
+  if (pm2 !== null) {
+    warnIfPm2KillsFirst(log, options, pm2)
+    fastify.addHook('onListen', (hookDone) => {
+      tellPm2Ready(pm2)
+      hookDone()
+    })
+  }
 
   if (options.handleSignals) {
     signalHub.join(participant)

@@ -3,3 +3,4 @@
 export { CHECK_INTERVAL_MS, LIVENESS_PATH, READINESS_PATH, haproxyVersion, startHaproxy } from './haproxy.mjs'
 export { APPS } from './replica.mjs'
 export { DEFAULTS, formatTable, runRollingRestart } from './scenario.mjs'
+export { startLoad } from './load.mjs'
