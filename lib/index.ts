@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginCallback } from 'fastify'
+import type { FastifyPluginCallback } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
 import { CompletionWatcher } from './completions'
@@ -6,12 +6,14 @@ import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
 import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
-import { ERR_ALREADY_REGISTERED, ERR_NOT_ROOT, messageOf } from './errors'
+import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './errors'
+import { isFastifyCliListener, warnAboutFastifyCli } from './fastify-cli'
 import { addHealthRoutes } from './health'
 import { http2Sessions } from './http2'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
+import { routesOutOfReach } from './reach'
 import type { DrainParticipant } from './participants'
 import { RequestSignals } from './request-signals'
 import { ShutdownSequence } from './sequence'
@@ -23,7 +25,6 @@ import { webSocketParticipant } from './websocket'
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
   let options: ResolvedShutdownOptions
   try {
-    if (!isRootInstance(fastify)) throw new ERR_NOT_ROOT()
     if (fastify.hasDecorator('shutdown')) throw new ERR_ALREADY_REGISTERED()
     options = resolveOptions(opts)
   } catch (err) {
@@ -106,14 +107,15 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
       void sequence.force('fatal-error', { type: 'error', error: err }, `fatal error while shutting down: ${messageOf(err)}`)
     },
     warnForeignListeners (signal) {
-      warnAboutForeignListeners(log, [signal], (listener) => signalHub.isOurs(listener))
+      warnAboutForeignListeners(log, [signal], isExpected)
     }
   }
 
   fastify.decorate('shutdown', controller)
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
-  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null))
+  const drainHook = createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null)
+  fastify.addHook('onRequest', drainHook)
   try {
     addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
   } catch (err) {
@@ -127,12 +129,22 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   if (options.handleSignals) {
     signalHub.join(participant)
     fastify.addHook('onListen', (hookDone) => {
-      warnAboutForeignListeners(log, options.signals, (listener) => signalHub.isOurs(listener))
+      // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
+      if (process.listeners('SIGTERM').some(isFastifyCliListener)) warnAboutFastifyCli(log, options)
+      warnAboutForeignListeners(log, options.signals, isExpected)
       hookDone()
     })
   }
 
+  const registeredAtRoot = Object.getPrototypeOf(fastify) === Object.prototype
   fastify.addHook('onReady', (hookDone) => {
+    // Fastify gives each route its hooks only now, and a route outside this context may have been added
+    // after the plugin: only now is it known whether the drain hook reaches every route. At the root it does.
+    const outOfReach = registeredAtRoot ? [] : routesOutOfReach(fastify, drainHook.name)
+    if (outOfReach.length > 0) {
+      hookDone(new ERR_ROUTES_OUT_OF_REACH(outOfReach.join(', ')))
+      return
+    }
     sequence.markBooted()
     hookDone()
   })
@@ -140,27 +152,27 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     void sequence.closingDirectly().then(() => hookDone())
   })
   fastify.addHook('onClose', (_instance, hookDone) => {
-    connections.detach()
-    sequence.dispose()
-    if (options.handleSignals) {
-      // A shutdown under way keeps its signal listener until the report is out: a later signal must force
-      // it, not meet the default handler and kill the process mid-flush.
-      const running = sequence.finished
-      if (running) void running.then(() => signalHub.leave(participant))
-      else signalHub.leave(participant)
-    }
-    hookDone()
+    const reporting = sequence.reachOnClose() ?? Promise.resolve()
+    void reporting.then(() => {
+      connections.detach()
+      sequence.dispose()
+      if (options.handleSignals) {
+        // A shutdown under way keeps its signal listener until the report is out: a later signal must force
+        // it, not meet the default handler and kill the process mid-flush.
+        const running = sequence.finished
+        if (running) void running.then(() => signalHub.leave(participant))
+        else signalHub.leave(participant)
+      }
+      hookDone()
+    })
   })
 
   done()
 }
 
-/**
- * Fastify makes each encapsulated context with `Object.create(parent)`, so only the root instance (which
- * fastify-plugin hands through from the top level) is a plain object.
- */
-function isRootInstance (fastify: FastifyInstance): boolean {
-  return Object.getPrototypeOf(fastify) === Object.prototype
+/** fastify-cli's close-with-grace has its own warning, with the delay that fits. */
+function isExpected (listener: unknown): boolean {
+  return signalHub.isOurs(listener) || isFastifyCliListener(listener)
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })
