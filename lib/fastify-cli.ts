@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { readFileSync } from 'node:fs'
 import type { ResolvedShutdownOptions } from '../types'
 import { KILL_MARGIN_MS } from './budget'
 import { worstCaseMs } from './options'
@@ -21,10 +22,25 @@ function runByFastifyCli (): boolean {
 }
 
 /**
- * The delay fastify-cli was given, read as fastify-cli reads it: the command line first, then
- * `FASTIFY_CLOSE_GRACE_DELAY`, else its default. Null when it cannot be read (a `--config` file, say).
+ * fastify-cli's `cli.js` takes its arguments out of `process.argv` before it starts the app; Linux still has
+ * them. Null where they are gone.
  */
-export function fastifyCliCloseGraceDelay (argv: readonly string[] = process.argv, env: NodeJS.ProcessEnv = process.env): number | null {
+function commandLine (): readonly string[] | null {
+  if (process.argv.length > 2) return process.argv
+  try {
+    return readFileSync('/proc/self/cmdline', 'utf8').split('\0').slice(0, -1)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The delay fastify-cli was given, read as fastify-cli reads it: the command line first, then
+ * `FASTIFY_CLOSE_GRACE_DELAY`, else its default. Null when it cannot be known (a `--config` file, or a
+ * command line that is gone).
+ */
+export function fastifyCliCloseGraceDelay (argv: readonly string[] | null = commandLine(), env: NodeJS.ProcessEnv = process.env): number | null {
+  if (argv === null) return env.FASTIFY_CLOSE_GRACE_DELAY === undefined ? null : finiteOrNull(env.FASTIFY_CLOSE_GRACE_DELAY)
   let value: string | undefined
   for (let i = 2; i < argv.length && argv[i] !== '--'; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2)
@@ -32,6 +48,10 @@ export function fastifyCliCloseGraceDelay (argv: readonly string[] = process.arg
   }
   value ??= env.FASTIFY_CLOSE_GRACE_DELAY
   if (value === undefined) return argv.some((arg) => /^(-c|--config)(=|$)/.test(arg)) ? null : FASTIFY_CLI_DEFAULT_DELAY_MS
+  return finiteOrNull(value)
+}
+
+function finiteOrNull (value: string): number | null {
   const ms = Number(value)
   return Number.isFinite(ms) ? ms : null
 }
