@@ -1,38 +1,36 @@
 import diagnostics = require('node:diagnostics_channel')
 import type { Server, ServerResponse } from 'node:http'
-import type { HttpSocket } from './connections'
+import type { Socket } from 'node:net'
 import { kRejected } from './symbols'
 
 const RESPONSE_FINISH = 'http.server.response.finish'
 
 interface ResponseFinish {
   server: Server
-  socket: HttpSocket
+  socket: Socket
   response: ServerResponse & { [kRejected]?: true }
 }
 
 /**
  * Watches responses finish, but only once a shutdown has begun: Node publishes on this channel only while
- * someone subscribes, so serving pays nothing for it. It counts completions for the report and, once the
- * listener has closed, ends keep-alive sockets that a finished response leaves idle (a response whose
- * headers went out before the shutdown began could not be told to send `Connection: close`).
+ * someone subscribes, so serving pays nothing for it. It counts completions for the report and tells the
+ * connection tracker which connections a finished response leaves idle.
  */
 export class CompletionWatcher {
   completed = 0
-  private reapIdle = false
   private subscribed = false
 
-  constructor (private readonly server: Server) {}
+  constructor (
+    private readonly servers: ReadonlySet<Server>,
+    private readonly responseFinished: (socket: Socket, response: ServerResponse) => void,
+    /** Called with what this watcher's own code throws inside Node's publish, which it never lets escape. */
+    private readonly failed: (err: unknown, during: string) => void
+  ) {}
 
   begin (): void {
     if (this.subscribed) return
     this.subscribed = true
     diagnostics.subscribe(RESPONSE_FINISH, this.onFinish)
-  }
-
-  /** From now on a socket left idle by a finished response is ended. */
-  reapIdleSockets (): void {
-    this.reapIdle = true
   }
 
   /**
@@ -50,14 +48,13 @@ export class CompletionWatcher {
   }
 
   private readonly onFinish = (message: unknown): void => {
-    const { server, socket, response } = message as ResponseFinish
-    if (server !== this.server) return
-    if (response[kRejected] !== true) this.completed++
-    // Published before Node detaches the response from the socket: look once that has happened.
-    if (this.reapIdle) process.nextTick(endIfIdle, socket)
+    try {
+      const { server, socket, response } = message as ResponseFinish
+      if (!this.servers.has(server)) return
+      if (response[kRejected] !== true) this.completed++
+      this.responseFinished(socket, response)
+    } catch (err) {
+      this.failed(err, 'a response finished')
+    }
   }
-}
-
-function endIfIdle (socket: HttpSocket): void {
-  if (socket.writable && !socket._httpMessage) socket.destroySoon()
 }

@@ -2,9 +2,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { FastifyReply } from 'fastify'
-import type { OpenRequest } from '../types'
+import type { ConnectionsOutcome, OpenRequest, UnreadConnection } from '../types'
+import { closesConnection, connectionState, replaceCloseIdleConnections, requestOf, responseOwed } from './internals'
 import type { RequestTelemetry } from './observability'
-import { kArrivedAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
+import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
 
 /** What the drain hook notes about a request on arrival: on its response with HTTP/1, its stream with HTTP/2. */
 export interface RequestNotes {
@@ -14,20 +15,13 @@ export interface RequestNotes {
 }
 
 /** An HTTP/1 response, with what the drain hook noted about its request. */
-export type NotedResponse = ServerResponse & RequestNotes & { req?: IncomingMessage, _last?: boolean }
+export type NotedResponse = ServerResponse & RequestNotes
 
-export interface HttpSocket extends Socket {
-  /**
-   * Node's http server keeps the response being written here, and drops it once it has finished; responses
-   * pipelined behind it wait in a queue of Node's own. http-terminator relies on it too.
-   */
-  _httpMessage?: NotedResponse | null
-  /**
-   * Node's HTTP/1 parser, there while the connection speaks HTTP/1: an upgraded or HTTP/2 one has none.
-   * `duration()` is how long its current request has been arriving, 0 between requests; a new connection
-   * counts from when it opened (Node's `headersTimeout` works from the same clock).
-   */
-  parser?: { duration (): number } | null
+/** A connection, with what the drain hook noted about it. */
+export interface NotedSocket extends Socket {
+  /** When its last request arrived, in `Date.now()` milliseconds. */
+  [kLastRequestAt]?: number
+  /** The newest response pipelined behind the one being written, held weakly. */
   [kPipelineTail]?: WeakRef<NotedResponse>
 }
 
@@ -38,34 +32,89 @@ export interface StreamRequests {
   openRequestTelemetry (): RequestTelemetry[]
 }
 
+/** How a connection the tracker closes ends; anything else ended by a response, its client or a participant. */
+type Closing = 'closedIdle' | 'closedAfterGrace' | 'destroyed'
+
+interface Connection {
+  readonly connectedAt: number
+  /** When a response left it idle after the shutdown began, in `Date.now()` milliseconds. */
+  idleSince?: number
+  /** Set once the drain decides how this connection ends. */
+  closing?: Closing
+  inGrace?: true
+}
+
+interface Grace {
+  readonly socket: NotedSocket
+  /** Closed at this time (`Date.now()`) unless a request arrives first. */
+  readonly endsAt: number
+  /** `bytesRead` when the grace began: more since means a request is arriving. */
+  readonly bytesWhenIdle: number
+}
+
 /**
- * Knows every open connection of one server. Tracking connections rather than requests keeps the cost off
- * the request path: a keep-alive connection carries many requests for one `close` listener.
+ * Knows every open connection of the servers Fastify listens on, and closes the idle HTTP/1 ones when draining
+ * starts without racing a client's next request:
+ * - a connection whose last response carried `Connection: close` closes by itself;
+ * - one not in use for `idleCloseDelay` is closed at once;
+ * - one in use more recently is kept for the rest of that time (the grace): a request it sends gets the drain
+ *   hook's 503 with `Connection: close`, and the connection is closed when the grace ends;
+ * - one with a request arriving is kept while other work drains, so that request still gets its answer, and
+ *   is closed once nothing else is left.
+ * Before closing, it lets the event loop read what the kernel already holds: a request already received is
+ * answered, never reset.
+ *
+ * Tracking connections rather than requests keeps the cost off the request path: a keep-alive connection
+ * carries many requests for one `close` listener.
  */
 export class ConnectionTracker {
-  private readonly sockets = new Set<HttpSocket>()
-  /** Spared by `closeIdle` because a request may still be arriving on them; closed once nothing else is left. */
-  private readonly awaitingRequest = new Set<HttpSocket>()
+  private readonly connections = new Map<NotedSocket, Connection>()
+  private readonly restorers: (() => void)[] = []
+  /** In the grace, by the time it ends. */
+  private readonly grace: Grace[] = []
+  private graceTimer: NodeJS.Timeout | null = null
+  /** To be closed on the event loop's next turn, if nothing has arrived on them by then. */
+  private readonly quietCheck = new Map<NotedSocket, number>()
+  private quietCheckScheduled = false
+  /** Spared because a request is arriving on them; closed once nothing else is left. */
+  private readonly awaitingRequest = new Set<NotedSocket>()
   private closing = false
-  private readonly connectionEvent: 'connection' | 'secureConnection'
-
-  constructor (private readonly server: Server, private readonly streams: StreamRequests | null = null) {
-    this.connectionEvent = server instanceof TlsServer ? 'secureConnection' : 'connection'
+  private draining = false
+  private readonly ended: { -readonly [K in keyof ConnectionsOutcome]: ConnectionsOutcome[K] } = {
+    closedIdle: 0, closedAfterGrace: 0, closedAfterResponse: 0, destroyed: 0
   }
 
-  attach (): void {
-    this.server.on(this.connectionEvent, this.track)
-    // Servers that speak HTTP/1 have one (HTTP/2 ones with `allowHTTP1`); HTTP/2 sessions are the http2 drain's.
-    if (typeof this.server.closeIdleConnections === 'function') this.server.closeIdleConnections = this.closeIdle
+  readonly unread: UnreadConnection[] = []
+
+  constructor (
+    /** Shared with the completion watcher, which hears of responses only from these. */
+    private readonly servers: Set<Server>,
+    private readonly idleCloseDelay: number,
+    /** Called with what the tracker's own code throws inside a Node callback, which it never lets escape. */
+    private readonly failed: (err: unknown, during: string) => void,
+    private readonly streams: StreamRequests | null = null
+  ) {}
+
+  /** Tracks the connections this server accepts from now on, and takes the place of its idle reaping. */
+  addServer (server: Server): void {
+    if (this.servers.has(server)) return
+    this.servers.add(server)
+    const event = server instanceof TlsServer ? 'secureConnection' : 'connection'
+    server.on(event, this.track)
+    const restore = replaceCloseIdleConnections(server, this.closeIdleConnections)
+    this.restorers.push(() => {
+      server.removeListener(event, this.track)
+      restore()
+    })
   }
 
   detach (): void {
-    this.server.removeListener(this.connectionEvent, this.track)
-    if (this.server.closeIdleConnections === this.closeIdle) delete (this.server as Partial<Server>).closeIdleConnections
+    for (const restore of this.restorers.splice(0)) restore()
+    this.clearGraceTimer()
   }
 
   get size (): number {
-    return this.sockets.size
+    return this.connections.size
   }
 
   get inFlight (): number {
@@ -74,8 +123,24 @@ export class ConnectionTracker {
     return busy
   }
 
+  outcome (): ConnectionsOutcome {
+    const ended = { ...this.ended }
+    // A listener closes as soon as its last connection is destroyed, a turn before that connection's 'close'.
+    for (const [socket, connection] of this.connections) {
+      if (this.closing && socket.destroyed) ended[connection.closing ?? 'closedAfterResponse']++
+    }
+    return ended
+  }
+
+  /** Stops every listener; resolves once each has closed, which it does when its last connection has ended. */
+  closeListeners (): Promise<void> {
+    return Promise.all([...this.servers].map((server) => new Promise<void>((resolve) => {
+      server.close(() => resolve())
+    }))).then(() => {})
+  }
+
   /**
-   * Asks the last response each busy socket owes to carry `Connection: close`, so the socket ends after it.
+   * Asks the last response each busy connection owes to carry `Connection: close`, so that it ends after it.
    * The last, not the current one: Node drops responses queued behind a `Connection: close` response, and
    * requests pipelined behind the current one have run their handlers already.
    */
@@ -83,51 +148,46 @@ export class ConnectionTracker {
     this.closing = true
     for (const socket of this.busySockets()) {
       const last = lastResponseOwed(socket)
-      if (!last.headersSent && !last.writableEnded && last.req?.httpVersionMajor === 1) {
+      if (!last.headersSent && !last.writableEnded && requestOf(last)?.httpVersionMajor === 1) {
         last.setHeader('connection', 'close')
       }
     }
   }
 
   /**
-   * Takes the place of the server's own `closeIdleConnections()`, which `server.close()` and `fastify.close()`
-   * call, and which gets a drain wrong both ways:
-   * - it counts a response as done once `end()` has been called, and destroys its socket while most of a
-   *   large body may still wait in the socket's buffers: a truncated body, and a drain that reports nothing;
-   * - it spares a connection whose request is still arriving (a new one, a slow client's, a slowloris
-   *   client's), and `server.close()` stops the `headersTimeout` check that would have ended it: the drain
-   *   waits to the end.
-   * Here a connection that owes no response is closed at once when nothing is arriving on it. One with a
-   * request arriving is spared while other work drains, so that request still gets its 503 and
-   * `Connection: close`, and is closed once nothing else is left. Only HTTP/1 connections: an upgraded
-   * WebSocket is the websocket drain's, HTTP/2 sessions the http2 drain's.
+   * A response finished while draining. One that carried `Connection: close` ends its connection; one whose
+   * headers went out before the shutdown began could not, and its client may be sending the next request
+   * already: the connection gets the grace.
    */
-  private readonly closeIdle = (): void => {
-    for (const socket of this.sockets) {
-      if (!socket.parser || socket._httpMessage) continue
-      if (socket.parser.duration() === 0) socket.destroy()
-      else if (this.closing) this.awaitingRequest.add(socket)
-    }
-    this.closeAwaitingIfAlone()
-  }
-
-  private closeAwaitingIfAlone (): void {
-    if (this.awaitingRequest.size === 0 || this.awaitingRequest.size < this.sockets.size) return
-    for (const socket of this.awaitingRequest) {
-      if (!socket._httpMessage) socket.destroy()
-    }
+  responseFinished (socket: Socket, response: ServerResponse): void {
+    if (closesConnection(response)) return
+    const connection = this.connections.get(socket)
+    if (connection === undefined) return
+    connection.idleSince = Date.now()
+    if (!this.draining) return
+    // Node detaches the finished response from the connection after this: look once that has happened.
+    process.nextTick(() => {
+      this.guarded('a response finished', () => {
+        if (connection.closing !== undefined || connection.inGrace === true || !this.connections.has(socket)) return
+        if (connectionState(socket, true) === 'idle') this.enterGrace(socket, connection, Date.now() + this.idleCloseDelay)
+      })
+    })
   }
 
   destroyAll (): void {
-    for (const socket of this.sockets) socket.destroy()
+    for (const [socket, connection] of this.connections) {
+      connection.closing ??= 'destroyed'
+      if (this.awaitingRequest.has(socket)) this.noteUnread(socket)
+      socket.destroy()
+    }
   }
 
   openRequests (now: number): OpenRequest[] {
     const open = this.streams === null ? [] : this.streams.openRequests(now)
-    // The newest request names the route that holds the socket; with pipelining it is the last in line.
+    // The newest request names the route that holds the connection; with pipelining it is the last in line.
     for (const socket of this.busySockets()) {
       const last = lastResponseOwed(socket)
-      open.push(openRequestOf(last, now, last.req))
+      open.push(openRequestOf(last, now, requestOf(last)))
     }
     return open
   }
@@ -139,36 +199,160 @@ export class ConnectionTracker {
     return open
   }
 
-  private * busySockets (): Generator<HttpSocket> {
-    for (const socket of this.sockets) {
-      if (isBusy(socket)) yield socket
+  /**
+   * Takes the place of each server's `closeIdleConnections()`, which `server.close()` and `fastify.close()`
+   * call. Node's own destroys every connection that owes no response at once, so a client sending its next
+   * request at that moment sees a reset; it counts a response as done once `end()` ran and destroys its
+   * connection while most of a large body may still wait in the buffers; and it spares a connection whose
+   * request is still arriving, while `server.close()` stops the `headersTimeout` check that would have ended
+   * it.
+   */
+  private readonly closeIdleConnections = (): void => {
+    this.guarded('closing idle connections', () => {
+      this.draining = true
+      const now = Date.now()
+      for (const [socket, connection] of this.connections) {
+        // Ending already: after a response with `Connection: close`, or closed by its client.
+        if (connection.closing !== undefined || connection.inGrace === true || socket.writableEnded || socket.destroyed) continue
+        const lastRequestAt = socket[kLastRequestAt]
+        if (connectionState(socket, lastRequestAt !== undefined) !== 'idle') continue
+        if (lastRequestAt === undefined && socket.bytesRead > 0) {
+          // The first request is arriving.
+          this.awaitingRequest.add(socket)
+          continue
+        }
+        const inUseUntil = Math.max(lastRequestAt ?? connection.connectedAt, connection.idleSince ?? 0) + this.idleCloseDelay
+        if (inUseUntil <= now) this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
+        else this.enterGrace(socket, connection, inUseUntil)
+      }
+      this.closeAwaitingIfAlone()
+    })
+  }
+
+  private enterGrace (socket: NotedSocket, connection: Connection, endsAt: number): void {
+    connection.inGrace = true
+    // Those a finished response leaves idle come last, in order; those from `closeIdleConnections()` at once.
+    let index = this.grace.length
+    while (index > 0 && this.grace[index - 1].endsAt > endsAt) index--
+    this.grace.splice(index, 0, { socket, endsAt, bytesWhenIdle: socket.bytesRead })
+    if (index === 0) this.scheduleGraceEnd()
+  }
+
+  private scheduleGraceEnd (): void {
+    this.clearGraceTimer()
+    const next = this.grace[0]
+    if (next === undefined) return
+    this.graceTimer = setTimeout(this.endGrace, Math.max(0, next.endsAt - Date.now()))
+    // The connections themselves hold the event loop: the timer need not.
+    this.graceTimer.unref()
+  }
+
+  private readonly endGrace = (): void => {
+    this.graceTimer = null
+    this.guarded('ending the grace of idle connections', () => {
+      const now = Date.now()
+      while (this.grace.length > 0 && this.grace[0].endsAt <= now) {
+        const { socket, bytesWhenIdle } = this.grace.shift()!
+        const connection = this.connections.get(socket)
+        if (connection === undefined || connection.closing !== undefined) continue
+        connection.inGrace = undefined
+        this.closeIfQuiet(socket, 'closedAfterGrace', bytesWhenIdle)
+      }
+      this.scheduleGraceEnd()
+    })
+  }
+
+  /**
+   * Closes an idle connection on the event loop's next turn, once it has read what the kernel holds, unless
+   * something arrived since `bytesRead` was `bytesWhenIdle`: a whole request is answered (503 with
+   * `Connection: close`), the start of one is awaited.
+   */
+  private closeIfQuiet (socket: NotedSocket, closing: Closing, bytesWhenIdle: number): void {
+    this.quietCheck.set(socket, bytesWhenIdle)
+    this.connections.get(socket)!.closing = closing
+    if (this.quietCheckScheduled) return
+    this.quietCheckScheduled = true
+    setImmediate(this.closeQuiet)
+  }
+
+  private readonly closeQuiet = (): void => {
+    this.quietCheckScheduled = false
+    this.guarded('closing quiet connections', () => {
+      for (const [socket, bytesWhenIdle] of this.quietCheck) {
+        this.quietCheck.delete(socket)
+        const connection = this.connections.get(socket)
+        if (connection === undefined) continue
+        const state = connectionState(socket, socket[kLastRequestAt] !== undefined)
+        if (state === 'idle' && socket.bytesRead === bytesWhenIdle) {
+          socket.destroy()
+          continue
+        }
+        connection.closing = undefined
+        if (state === 'idle') this.awaitingRequest.add(socket)
+      }
+      this.closeAwaitingIfAlone()
+    })
+  }
+
+  /** Connections with a request arriving are closed once they are all that is left. */
+  private closeAwaitingIfAlone (): void {
+    if (this.awaitingRequest.size === 0 || this.awaitingRequest.size < this.connections.size) return
+    for (const socket of this.awaitingRequest) {
+      if (responseOwed(socket)) continue
+      this.connections.get(socket)!.closing = 'destroyed'
+      this.noteUnread(socket)
+      socket.destroy()
     }
   }
 
-  private readonly track = (socket: HttpSocket): void => {
-    this.sockets.add(socket)
-    socket.once('close', () => { this.untrack(socket) })
+  private noteUnread (socket: Socket): void {
+    this.unread.push({ remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, bytesRead: socket.bytesRead })
   }
 
-  private untrack (socket: HttpSocket): void {
-    this.sockets.delete(socket)
+  private * busySockets (): Generator<NotedSocket> {
+    for (const socket of this.connections.keys()) {
+      if (connectionState(socket, true) === 'responding') yield socket
+    }
+  }
+
+  private readonly track = (socket: NotedSocket): void => {
+    this.connections.set(socket, { connectedAt: Date.now() })
+    socket.once('close', () => {
+      this.guarded('a connection closed', () => { this.untrack(socket) })
+    })
+  }
+
+  private untrack (socket: NotedSocket): void {
+    const connection = this.connections.get(socket)
+    this.connections.delete(socket)
     this.awaitingRequest.delete(socket)
+    if (this.closing && connection !== undefined) this.ended[connection.closing ?? 'closedAfterResponse']++
     this.closeAwaitingIfAlone()
   }
-}
 
-export function isBusy (socket: HttpSocket): boolean {
-  const response = socket._httpMessage
-  return response !== null && response !== undefined && !response.writableFinished
+  private clearGraceTimer (): void {
+    if (this.graceTimer === null) return
+    clearTimeout(this.graceTimer)
+    this.graceTimer = null
+  }
+
+  /** What the tracker runs inside Node's callbacks: an error is reported, never thrown into Node. */
+  private guarded (during: string, work: () => void): void {
+    try {
+      work()
+    } catch (err) {
+      this.failed(err, during)
+    }
+  }
 }
 
 /**
- * The last response a busy socket owes: the newest pipelined behind the one being written, else that one.
+ * The last response a busy connection owes: the newest pipelined behind the one being written, else that one.
  * Responses finish in order, so a pipelined response not yet finished is still owed, and the newest one.
  */
-export function lastResponseOwed (socket: HttpSocket): NotedResponse {
+export function lastResponseOwed (socket: NotedSocket): NotedResponse {
   const tail = socket[kPipelineTail]?.deref()
-  return tail !== undefined && !tail.writableFinished ? tail : socket._httpMessage!
+  return tail !== undefined && !tail.writableFinished ? tail : responseOwed(socket) as NotedResponse
 }
 
 /** A request still open, from what the drain hook noted about it; `raw` stands in when nothing was noted. */

@@ -2,9 +2,10 @@ import type { Http2ServerResponse } from 'node:http2'
 import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
-import { lastResponseOwed, type HttpSocket, type NotedResponse, type RequestNotes } from './connections'
+import { lastResponseOwed, type NotedResponse, type NotedSocket, type RequestNotes } from './connections'
+import { closesConnection, responseOwed } from './internals'
 import type { RequestTelemetry } from './observability'
-import { kArrivedAt, kNotedContext, kNotedReply, kPipelineTail, kRejected } from './symbols'
+import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail, kRejected } from './symbols'
 import { isProbeRoute } from './health'
 
 export interface DrainGate {
@@ -26,8 +27,8 @@ const DRAINING_BODY = JSON.stringify({
  * the `Connection: close` over from it, since Node drops any response queued behind such a response; false
  * when an earlier one has already sent it, and this request's answer could never reach the client.
  */
-function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
-  const ahead = socket._httpMessage
+function closeAfter (reply: FastifyReply, socket: NotedSocket): boolean {
+  const ahead = responseOwed(socket) as NotedResponse | null | undefined
   if (ahead && ahead !== reply.raw) {
     const previous = lastResponseOwed(socket)
     if (closesConnection(ahead) || closesConnection(previous)) return false
@@ -36,14 +37,6 @@ function closeAfter (reply: FastifyReply, socket: HttpSocket): boolean {
   }
   reply.header('connection', 'close')
   return true
-}
-
-/**
- * Headers stored with `Connection: close`: Node marks such a response `_last` and ends the socket after it.
- * A pipelined response that has ended has its headers stored even while it waits for its turn to be sent.
- */
-function closesConnection (response: NotedResponse): boolean {
-  return response.headersSent && response._last === true
 }
 
 /** Takes back a `Connection: close` not sent yet, set on the response or on its Fastify reply. */
@@ -78,16 +71,17 @@ export function createDrainHook (
   // With HTTP/1 the notes go on the response: the socket would keep them, and the request with its body,
   // for as long as the connection idles. A response queued behind one still owed (pipelining) is out of the
   // socket's sight until its turn comes, so the socket keeps a weak pointer to the newest.
-  const noteHttp1 = (socket: HttpSocket, reply: FastifyReply): void => {
+  const noteHttp1 = (socket: NotedSocket, reply: FastifyReply): void => {
     const response = reply.raw as NotedResponse
     noteOn(response, reply)
-    if (socket._httpMessage !== response) socket[kPipelineTail] = new WeakRef(response)
+    socket[kLastRequestAt] = response[kArrivedAt]
+    if (responseOwed(socket) !== response) socket[kPipelineTail] = new WeakRef(response)
   }
   // With HTTP/2 the notes go on the request's stream (`request.raw.socket` is a proxy to the session's socket,
   // which every stream of the session shares). An HTTP/1 request on the same server (`allowHTTP1`) has no
   // stream. Also decided once: an HTTP/1 server never looks.
   const noteArrival = http2
-    ? (socket: HttpSocket, reply: FastifyReply): void => {
+    ? (socket: NotedSocket, reply: FastifyReply): void => {
         const stream = (reply.raw as unknown as Http2ServerResponse).stream as RequestNotes | undefined
         if (stream === undefined) noteHttp1(socket, reply)
         else noteOn(stream, reply)
@@ -95,7 +89,7 @@ export function createDrainHook (
     : noteHttp1
 
   return function shutdownOnRequest (request, reply, done) {
-    const socket = request.raw.socket as HttpSocket
+    const socket = request.raw.socket as NotedSocket
     if (gate.serving) {
       noteArrival(socket, reply)
       done()

@@ -1,4 +1,5 @@
-import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginCallback } from 'fastify'
+import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
 import { CompletionWatcher } from './completions'
@@ -10,6 +11,7 @@ import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './er
 import { isFastifyCliListener, warnAboutFastifyCli } from './fastify-cli'
 import { addHealthRoutes } from './health'
 import { http2Sessions } from './http2'
+import { secondaryServers } from './internals'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
 import { resolveOptions } from './options'
@@ -33,9 +35,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     return
   }
   const log = fastify.log.child({ plugin: 'fastify-shutdown' })
-  const completions = new CompletionWatcher(fastify.server)
+  // Told of failures and finished responses once they are made, further down.
+  const failed = (err: unknown, during: string): void => { sequence.internalError(err, during) }
+  const servers = new Set<Server>()
+  const completions = new CompletionWatcher(servers, (socket, response) => { connections.responseFinished(socket, response) }, failed)
   const http2 = http2Sessions(fastify, log, completions)
-  const connections = new ConnectionTracker(fastify.server, http2)
+  const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, http2)
+  connections.addServer(fastify.server)
   const webSockets = webSocketParticipant(fastify, options.websocket, log)
   const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
   const requestSignals = new RequestSignals()
@@ -123,8 +129,11 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     done(err as Error)
     return
   }
-  connections.attach()
   warnIfBudgetIsTight(log, options)
+  fastify.addHook('onListen', (hookDone) => {
+    trackSecondaryServers(fastify, connections, log)
+    hookDone()
+  })
 
   if (options.handleSignals) {
     signalHub.join(participant)
@@ -173,6 +182,19 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
 /** fastify-cli's close-with-grace has its own warning, with the delay that fits. */
 function isExpected (listener: unknown): boolean {
   return signalHub.isOurs(listener) || isFastifyCliListener(listener)
+}
+
+/** The servers Fastify opened for the other addresses of the host name it listens on drain like the first. */
+function trackSecondaryServers (fastify: FastifyInstance, connections: ConnectionTracker, log: FastifyBaseLogger): void {
+  const secondary = secondaryServers(fastify)
+  if (secondary !== null) {
+    for (const server of secondary) connections.addServer(server)
+    return
+  }
+  const addresses = fastify.addresses()
+  if (addresses.length > 1) {
+    log.warn({ addresses }, 'fastify listens on several addresses and this version hides their servers: only fastify.server drains; listen on one host')
+  }
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })

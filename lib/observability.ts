@@ -96,7 +96,7 @@ export class ShutdownObservability {
     return spans.size
   }
 
-  finished (report: Omit<ShutdownReport, 'telemetry'>): void {
+  finished (report: Omit<ShutdownReport, 'telemetry' | 'connections' | 'unreadConnections'>): void {
     if (this.root === null) return
     const forced = report.outcome === 'forced'
     this.duration.record(report.durationMs / 1000, { 'fastify_shutdown.outcome': report.outcome })
@@ -127,7 +127,7 @@ export class ShutdownObservability {
    * The report as a log record, emitted before the final flush so it leaves with it. The pino line comes
    * after the flush (it carries the flush's outcome), too late for any log bridge to export.
    */
-  private emitReportRecord (report: Omit<ShutdownReport, 'telemetry'>): void {
+  private emitReportRecord (report: Omit<ShutdownReport, 'telemetry' | 'connections' | 'unreadConnections'>): void {
     if (this.logsApi === null || this.root === null) return
     const { trigger, phases, openRequests, errors, ...fields } = report
     this.logsApi.logs.getLogger('fastify-shutdown').emit({

@@ -7,6 +7,7 @@ const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   preStopDelay: 0,
   drainTimeout: 10_000,
   forceTimeout: 3_000,
+  idleCloseDelay: 1_000,
   gracePeriod: 30_000,
   signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
   duplicateSignalWindow: 100,
@@ -164,6 +165,17 @@ function nonNegativeMs (value: unknown, label: string, { infinity = false, timer
 /** A timer's delay: `preStopDelay`, the timeouts. */
 function delay (value: unknown, name: string, fallback: number): number {
   return value === undefined ? fallback : nonNegativeMs(value, name)
+}
+
+/** The grace is part of the drain: the default shrinks to a shorter `drainTimeout`, a value given may not exceed it. */
+function idleCloseDelayWithin (value: unknown, drainTimeoutInput: unknown): number {
+  const drainTimeout = delay(drainTimeoutInput, 'drainTimeout', DEFAULTS.drainTimeout)
+  if (value === undefined) return Math.min(DEFAULTS.idleCloseDelay, drainTimeout)
+  const idleCloseDelay = nonNegativeMs(value, 'idleCloseDelay')
+  if (idleCloseDelay > drainTimeout) {
+    throw new ERR_INVALID_OPTION('idleCloseDelay', `at most \`drainTimeout\` (${drainTimeout} ms), since the grace is part of the drain`, describe(value))
+  }
+  return idleCloseDelay
 }
 
 function signalList (value: unknown): readonly NodeJS.Signals[] {
@@ -356,6 +368,7 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
     preStopDelay: delay(options.preStopDelay, 'preStopDelay', DEFAULTS.preStopDelay),
     drainTimeout: delay(options.drainTimeout, 'drainTimeout', DEFAULTS.drainTimeout),
     forceTimeout: delay(options.forceTimeout, 'forceTimeout', DEFAULTS.forceTimeout),
+    idleCloseDelay: idleCloseDelayWithin(options.idleCloseDelay, options.drainTimeout),
     gracePeriod: options.gracePeriod === undefined
       ? gracePeriodFromEnvironment()
       : nonNegativeMs(options.gracePeriod, 'gracePeriod', { infinity: true, timer: false }),

@@ -96,7 +96,7 @@ export class ShutdownSequence implements DrainGate {
     steps.catch((err: unknown) => {
       this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
-      void this.force('manual', trigger)
+      void this.force('internal-error', trigger)
     })
   }
 
@@ -126,7 +126,6 @@ export class ShutdownSequence implements DrainGate {
     this.state = STATE.CLOSING
     this.connections.closeAfterCurrentResponses()
     this.completions.begin()
-    this.completions.reapIdleSockets()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
     // Shutdown tasks end before the onClose hooks close what they use, as on the scheduled path.
@@ -148,6 +147,15 @@ export class ShutdownSequence implements DrainGate {
     const completion = this.begin(trigger)
     this.follow(this.closeThenReport(), trigger)
     return completion
+  }
+
+  /**
+   * What the plugin's own code threw inside a Node callback (a socket event, a diagnostics subscriber, the
+   * server's close): reported, and the drain goes on without what failed.
+   */
+  internalError (err: unknown, during: string): void {
+    this.errors.push(`internal error while ${during}: ${messageOf(err)}`)
+    this.log.error({ err, during }, 'internal error, the drain goes on')
   }
 
   /** `onReady`: every plugin has loaded; from now on the server may listen. */
@@ -196,9 +204,8 @@ export class ShutdownSequence implements DrainGate {
     this.preStopEnded!()
     this.observability?.enterPhase('draining', this.connections.inFlight)
     const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
-    this.completions.reapIdleSockets()
     const inFlight = this.connections.inFlight
-    const listenerClosed = this.closeListener()
+    const listenerClosed = this.connections.closeListeners()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
     await Promise.all([listenerClosed, this.participantsSettled()])
@@ -301,13 +308,6 @@ export class ShutdownSequence implements DrainGate {
     }
   }
 
-  /** Stops accepting connections; resolves once the last one has ended, which the server itself tells. */
-  private closeListener (): Promise<void> {
-    return new Promise((resolve) => {
-      this.fastify.server.close(() => resolve())
-    })
-  }
-
   /**
    * Our own `fastify.close()`, unless someone else's is under way: then what is left of it for us ends at the
    * plugin's `onClose` hook, which holds their `close()` until the report is out.
@@ -360,7 +360,7 @@ export class ShutdownSequence implements DrainGate {
     this.timers.clear()
   }
 
-  private draftReport (): Omit<ShutdownReport, 'telemetry'> {
+  private draftReport (): Omit<ShutdownReport, 'telemetry' | 'connections' | 'unreadConnections'> {
     const forced = this.forcedBy !== null
     return {
       trigger: this.trigger!,
@@ -387,11 +387,15 @@ export class ShutdownSequence implements DrainGate {
     const telemetry = this.options.telemetry.length === 0
       ? {}
       : { telemetry: this.telemetryOutcome ?? unconfirmedTelemetry(this.options.telemetry.length, this.cutSpans) }
-    const connections = Object.fromEntries(this.participants.flatMap((participant) =>
-      participant.outcome === undefined ? [] : [[participant.name, Object.freeze(participant.outcome())]]))
+    const connections = Object.fromEntries([
+      ['http', Object.freeze(this.connections.outcome())],
+      ...this.participants.flatMap((participant) =>
+        participant.outcome === undefined ? [] : [[participant.name, Object.freeze(participant.outcome())]])
+    ])
     this.report = Object.freeze({
       ...this.draftReport(),
-      ...(Object.keys(connections).length > 0 ? { connections: Object.freeze(connections) } : {}),
+      connections: Object.freeze(connections),
+      unreadConnections: Object.freeze(this.connections.unread.map((connection) => Object.freeze({ ...connection }))),
       ...telemetry
     })
     const { trigger, ...fields } = this.report

@@ -9,6 +9,11 @@ export const kArrivedAt = Symbol('fastify-shutdown.arrivedAt')
 /** The OpenTelemetry context that request ran in, noted only when `telemetry` is configured. */
 export const kNotedContext = Symbol('fastify-shutdown.notedContext')
 /**
+ * On an HTTP/1 connection: when its last request arrived, in `Date.now()` milliseconds, so the drain can tell
+ * a connection in use from one long idle without holding the request.
+ */
+export const kLastRequestAt = Symbol('fastify-shutdown.lastRequestAt')
+/**
  * On an HTTP/1 socket: the newest response pipelined behind the one being written, held weakly so that it
  * does not outlive its answer on an idle keep-alive connection.
  */

@@ -9,7 +9,7 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   const options = resolveOptions(undefined)
   t.same(
     { ...options, exit: typeof options.exit },
-    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], duplicateSignalWindow: 100, handleSignals: true, exit: 'function', retryAfter: 5,
+    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, idleCloseDelay: 1_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], duplicateSignalWindow: 100, handleSignals: true, exit: 'function', retryAfter: 5,
       readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000,
       websocket: { reason: 'server shutting down', closeTimeout: 1_000 } }
   )
@@ -18,10 +18,18 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   t.ok(Object.isFrozen(options.signals))
 })
 
+test('idleCloseDelay defaults to 1000 ms, or to a shorter drainTimeout', async (t) => {
+  t.equal(resolveOptions({}).idleCloseDelay, 1_000)
+  t.equal(resolveOptions({ drainTimeout: 400 }).idleCloseDelay, 400)
+  t.equal(resolveOptions({ drainTimeout: 400, idleCloseDelay: 0 }).idleCloseDelay, 0)
+})
+
 const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['a string timeout', { drainTimeout: '10s' }, 'FST_SHUTDOWN_INVALID_OPTION', /Expected `drainTimeout` to be a non-negative finite number of milliseconds, got `"10s"` \(string\)/],
   ['a negative delay', { preStopDelay: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopDelay`.*got `-1` \(number\)/],
   ['NaN', { forceTimeout: NaN }, 'FST_SHUTDOWN_INVALID_OPTION', /`forceTimeout`.*got `NaN` \(number\)/],
+  ['a string idle delay', { idleCloseDelay: '1s' }, 'FST_SHUTDOWN_INVALID_OPTION', /Expected `idleCloseDelay` to be a non-negative finite number of milliseconds, got `"1s"` \(string\)/],
+  ['an idle delay longer than the drain', { drainTimeout: 500, idleCloseDelay: 501 }, 'FST_SHUTDOWN_INVALID_OPTION', /Expected `idleCloseDelay` to be at most `drainTimeout` \(500 ms\), since the grace is part of the drain, got `501` \(number\)/],
   ['Infinity where a bound is needed', { drainTimeout: Infinity }, 'FST_SHUTDOWN_INVALID_OPTION', /`drainTimeout`.*got `Infinity` \(number\)/],
   ['null', { forceTimeout: null }, 'FST_SHUTDOWN_INVALID_OPTION', /`forceTimeout`.*got `null` \(null\)/],
   ['a negative grace period', { gracePeriod: -5 }, 'FST_SHUTDOWN_INVALID_OPTION', /`gracePeriod` to be a non-negative number of milliseconds or Infinity, got `-5`/],

@@ -104,6 +104,14 @@ declare namespace fastifyShutdown {
      */
     forceTimeout?: number
     /**
+     * A keep-alive connection that carried a request within this time when draining starts (or a response
+     * since) is kept open for the rest of it: a request its client was already sending gets a 503 with
+     * `Connection: close` instead of a reset, and the connection closes when the time is up. One idle longer
+     * is closed at once. Part of the drain, so at most `drainTimeout`.
+     * @default 1000, or `drainTimeout` when that is shorter
+     */
+    idleCloseDelay?: number
+    /**
      * Time the platform allows between the first signal and SIGKILL (Kubernetes'
      * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` must fit in it.
      * `Infinity` when nothing will kill the process.
@@ -181,6 +189,7 @@ declare namespace fastifyShutdown {
     readonly preStopDelay: number
     readonly drainTimeout: number
     readonly forceTimeout: number
+    readonly idleCloseDelay: number
     readonly gracePeriod: number
     readonly signals: readonly NodeJS.Signals[]
     readonly duplicateSignalWindow: number
@@ -223,6 +232,26 @@ declare namespace fastifyShutdown {
     readonly telemetryMs?: number
   }
 
+  /** How the server's connections ended once the shutdown began. */
+  export interface ConnectionsOutcome {
+    /** Idle and not in use for `idleCloseDelay`: closed when draining started. */
+    readonly closedIdle: number
+    /** In use within `idleCloseDelay`: kept open for the rest of it, then closed, with no request sent. */
+    readonly closedAfterGrace: number
+    /** Ended by a response with `Connection: close` (a 503 among them), by the client, or by a WebSocket or HTTP/2 drain. */
+    readonly closedAfterResponse: number
+    /** Destroyed by the force path, or with a request still arriving once nothing else was left. */
+    readonly destroyed: number
+  }
+
+  /** A connection destroyed with part of a request received: that request got no answer. */
+  export interface UnreadConnection {
+    readonly remoteAddress: string
+    readonly remotePort: number
+    /** Everything the connection had read, that request's first bytes included. */
+    readonly bytesRead: number
+  }
+
   export interface TelemetryOutcome {
     /** Every target's `shutdown()` resolved within its bound: everything recorded was exported. */
     readonly confirmed: boolean
@@ -240,7 +269,11 @@ declare namespace fastifyShutdown {
     /** `completed`: everything finished in time; `forced`: the force path ran and cut work short. */
     readonly outcome: 'completed' | 'forced'
     /** Why the force path ran, when it did. */
-    readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual'
+    /**
+     * Why the force path ran, when it did: `manual` only for `fastify.shutdown.force()`; `internal-error` when the
+     * plugin's own sequence failed (a bug to report).
+     */
+    readonly forcedBy?: 'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | 'internal-error'
     /** 0 when everything finished in time; 1 when forced, after a fatal error, or when `fastify.close()` failed. */
     readonly exitCode: number
     readonly startedAt: string
@@ -255,11 +288,13 @@ declare namespace fastifyShutdown {
     /** Requests whose `shutdownSignal` the force path aborted. */
     readonly abortedRequests: number
     /**
-     * Long-lived connections the drain ended: `websocket` (`closed` with a 1001 handshake, `terminated` after
-     * `closeTimeout` or by the force path) and `http2` (sessions `closed` after GOAWAY, `destroyed` by the
-     * force path); present when the app has them.
+     * How connections ended once the shutdown began: `http` (see {@link ConnectionsOutcome}), and, when the app
+     * has them, `websocket` (`closed` with a 1001 handshake, `terminated` after `closeTimeout` or by the force
+     * path) and `http2` (sessions `closed` after GOAWAY, `destroyed` by the force path).
      */
-    readonly connections?: Readonly<Record<string, Readonly<Record<string, number>>>>
+    readonly connections: Readonly<{ http: ConnectionsOutcome } & Record<string, Readonly<Record<string, number>>>>
+    /** Connections the plugin destroyed while a request was still arriving on them; empty when none were. */
+    readonly unreadConnections: readonly UnreadConnection[]
     /** Every shutdown task, with how it ended; empty when there are none. */
     readonly tasks: readonly TaskOutcome[]
     /** How shutting the telemetry down went; absent when no `telemetry` was given. */

@@ -187,9 +187,9 @@ export class Child {
 /**
  * Forks `test/fixtures/<fixture>.js`, waits for its 'ready' message and kills it in teardown whatever
  * happened. `config` reaches the fixture as JSON in argv[2]. The child runs the built package under plain
- * Node, without the TypeScript loader.
+ * Node, without the TypeScript loader. `execPath`: a wrapper that runs node with the arguments it is given.
  */
-export async function startFixture (t: Teardown, fixture: string, config: unknown = {}): Promise<Child> {
+export async function startFixture (t: Teardown, fixture: string, config: unknown = {}, { execPath }: { execPath?: string } = {}): Promise<Child> {
   // No loaders of ours in the child. tap puts its process-tracking one back into every child it sees
   // spawned, but its coverage can be turned off: writing coverage at exit takes the child 70-100 ms, which
   // would swamp the exit timings these tests measure.
@@ -198,6 +198,7 @@ export async function startFixture (t: Teardown, fixture: string, config: unknow
   const proc = fork(path.join(FIXTURES, `${fixture}.js`), [JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     execArgv: [],
+    ...(execPath === undefined ? {} : { execPath }),
     env
   })
   const child = new Child(proc)

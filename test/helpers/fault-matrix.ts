@@ -103,6 +103,14 @@ export const FAULT_MATRIX = {
     client: 'those whose handlers ran get their responses; later ones get 503 and never reach a handler',
     report: '`completed`, the 503s counted in rejectedRequests'
   },
+  'busy-keep-alive': {
+    area: 'clients',
+    condition: 'busy keep-alive clients (Node http.Agent, undici Pool, autocannon) send their next request as draining starts',
+    exit: '0',
+    within: 'last response + idleCloseDelay at most',
+    client: 'every request is answered: 200, or 503 with `Connection: close` and `Retry-After`; then ECONNREFUSED, never a reset',
+    report: '`completed`, the 503s counted in rejectedRequests, `unreadConnections` empty'
+  },
   'never-reads': {
     area: 'clients',
     condition: 'a client that never reads its response',

@@ -34,7 +34,7 @@ export interface PendingRequest {
   readonly socket: Promise<net.Socket>
 }
 
-export function get (agent: http.Agent | false, port: number, path: string): PendingRequest {
+export function get (agent: http.Agent | false, port: number, path: string, host = '127.0.0.1'): PendingRequest {
   let onSocket!: (socket: net.Socket) => void
   let onHeaders!: (res: http.IncomingMessage) => void
   let onError!: (err: Error) => void
@@ -43,7 +43,7 @@ export function get (agent: http.Agent | false, port: number, path: string): Pen
   const response = new Promise<Response>((resolve, reject) => {
     // Taken when assigned: a keep-alive agent detaches the socket from the request once the response ends.
     let assigned: net.Socket
-    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+    const req = http.get({ host, port, path, agent }, (res) => {
       onHeaders(res)
       let body = ''
       res.setEncoding('utf8')

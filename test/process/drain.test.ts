@@ -135,9 +135,12 @@ test('new connections are refused once the listener has closed', async (t) => {
 })
 
 // Fastify 5 alone would wait here for keepAliveTimeout (72 s): nothing closes the stream's socket, whose
-// response said `keep-alive` before the shutdown began, once that response has ended.
-test(`exits 0 within ${PROMPT_MS} ms of the last response while the client holds idle and busy keep-alive sockets`, async (t) => {
-  const child = await startFixture(t, 'app')
+// response said `keep-alive` before the shutdown began, once that response has ended. Its client may be
+// sending the next request already, so the socket is kept for `idleCloseDelay` (its request would get a 503
+// with `Connection: close`), then closed.
+test('a response that said keep-alive before the shutdown leaves its socket idleCloseDelay, then the process exits 0', async (t) => {
+  const idleCloseDelay = 300
+  const child = await startFixture(t, 'app', { shutdown: { idleCloseDelay } })
   const { idleSocket, release } = await holdIdleAndBusySockets(t, child)
 
   child.signal('SIGTERM')
@@ -153,6 +156,25 @@ test(`exits 0 within ${PROMPT_MS} ms of the last response while the client holds
 
   const exit = await child.exited()
   t.equal(exit.code, 0)
-  t.ok(exit.at - lastResponseEndAt < PROMPT_MS, `exited ${Math.round(exit.at - lastResponseEndAt)} ms after the last response ended (limit ${PROMPT_MS} ms)`)
-  t.match(await child.report(), { outcome: 'completed', completedRequests: 2 })
+  const afterLast = exit.at - lastResponseEndAt
+  t.ok(afterLast < idleCloseDelay + PROMPT_MS, `exited ${Math.round(afterLast)} ms after the last response ended (limit ${idleCloseDelay + PROMPT_MS} ms)`)
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 2, connections: { http: { closedAfterGrace: 1 } } })
+})
+
+test(`a busy keep-alive client: its last response says Connection: close and the process exits 0 within ${PROMPT_MS} ms of it`, async (t) => {
+  const child = await startFixture(t, 'app')
+  const agent = keepAliveAgent(t)
+  const request = get(agent, child.port, '/slow/1')
+  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
+  child.signal('SIGTERM')
+  await child.log('listener closed, draining')
+  child.send({ type: 'release', id: '1' })
+
+  const response = await request.response
+  t.equal(response.status, 200)
+  t.equal(response.headers.connection, 'close')
+  const exit = await child.exited()
+  t.equal(exit.code, 0)
+  t.ok(exit.at - response.endAt < PROMPT_MS, `exited ${Math.round(exit.at - response.endAt)} ms after the last response ended (limit ${PROMPT_MS} ms)`)
+  t.match(await child.report(), { outcome: 'completed', completedRequests: 1, connections: { http: { closedAfterResponse: 1 } } })
 })

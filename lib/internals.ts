@@ -1,0 +1,91 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * The only module that reads private state of Node's HTTP server or of Fastify. Each reading is
+ * feature-detected and has a safe fallback; `test/internals.test.ts` holds a canary per internal, run on
+ * every Node line in CI, that fails with the internal's name when a release changes it.
+ *
+ * | internal | exists on | fallback when it is gone |
+ * |---|---|---|
+ * | `socket._httpMessage`: the response a connection owes | Node 20, 22, 24, 26 | the connection's state is unknown: it is never closed as idle, only by its own `Connection: close` response, the client or the force path |
+ * | `socket.parser`: present while a connection speaks HTTP/1 | Node 20, 22, 24, 26 | as above |
+ * | `response._last`: Node ends the connection after this response | Node 20, 22, 24, 26 | the response's own `Connection` header |
+ * | `server.close()` calling the instance's `closeIdleConnections()` | Node 20, 22, 24, 26 | none at run time: the canary fails, and Node's own method would close idle connections at once again |
+ * | Fastify's `Symbol(fastify.serverBindings)`: the servers of the other addresses of a host name | Fastify 5 | a warning at listen that names the addresses left undrained |
+ */
+
+/** A connection of a server that speaks HTTP/1, as Node keeps it. */
+export interface HttpSocket extends Socket {
+  _httpMessage?: ServerResponse | null
+  parser?: object | null
+}
+
+/** The response a connection is writing or owes next; `null` when it owes none; `undefined` when unknown. */
+export function responseOwed (socket: Socket): ServerResponse | null | undefined {
+  return (socket as HttpSocket)._httpMessage
+}
+
+/**
+ * Node sets `_httpMessage` on a connection with its first response, so a connection that has carried a
+ * request and still has none means the internal is gone.
+ */
+function knowsResponses (socket: Socket): boolean {
+  return '_httpMessage' in socket
+}
+
+/**
+ * What a connection is doing, in Go's `ConnState` terms:
+ * - `responding`: it owes a response (which may be in the socket's buffers still);
+ * - `idle`: HTTP/1 with nothing owed (a request may be arriving: the tracker tells from `bytesRead`);
+ * - `other`: upgraded (a WebSocket), HTTP/2, or not yet known to be HTTP/1: another participant's, or nobody's
+ *   to close as idle.
+ */
+export type ConnectionState = 'responding' | 'idle' | 'other'
+
+export function connectionState (socket: Socket, carriedRequest: boolean): ConnectionState {
+  const response = (socket as HttpSocket)._httpMessage
+  if (response !== null && response !== undefined && !response.writableFinished) return 'responding'
+  // Node gives every HTTP/1 connection a parser when it accepts it, and takes it away on upgrade and close.
+  const parser = (socket as HttpSocket).parser
+  if (parser === null || parser === undefined) return 'other'
+  return carriedRequest && !knowsResponses(socket) ? 'other' : 'idle'
+}
+
+/** Headers stored with `Connection: close`: Node ends the connection after this response. */
+export function closesConnection (response: ServerResponse): boolean {
+  if (!response.headersSent) return false
+  const last = (response as { _last?: boolean })._last
+  if (typeof last === 'boolean') return last
+  return /(?:^|,)\s*close\s*(?:,|$)/i.test(String(response.getHeader('connection') ?? ''))
+}
+
+/** The request a raw response answers (`response.req`, public since Node 15.7). */
+export function requestOf (response: ServerResponse): IncomingMessage | undefined {
+  return (response as { req?: IncomingMessage }).req
+}
+
+/**
+ * Node's `server.close()` (and Fastify's close, with `forceCloseConnections: 'idle'`) call the server's
+ * `closeIdleConnections()`, which destroys every connection that owes no response at once: a client sending
+ * its next request at that moment sees a reset. The drain takes its place; `restore` puts Node's back.
+ */
+export function replaceCloseIdleConnections (server: Server, replacement: () => void): () => void {
+  if (typeof server.closeIdleConnections !== 'function') return () => {}
+  server.closeIdleConnections = replacement
+  return () => {
+    if (server.closeIdleConnections === replacement) delete (server as Partial<Server>).closeIdleConnections
+  }
+}
+
+/**
+ * The servers Fastify opened besides `fastify.server`, one for each other address of the host name it listens
+ * on (`localhost` → `::1` and `127.0.0.1`). Fastify keeps them under a private symbol (fastify/fastify#7043);
+ * `null` when that symbol is gone.
+ */
+export function secondaryServers (fastify: FastifyInstance): Server[] | null {
+  const symbol = Object.getOwnPropertySymbols(fastify).find((key) => key.description === 'fastify.serverBindings')
+  const servers: unknown = symbol === undefined ? undefined : (fastify as unknown as Record<symbol, unknown>)[symbol]
+  return Array.isArray(servers) ? servers as Server[] : null
+}
