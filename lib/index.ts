@@ -54,13 +54,20 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
 
+  let exitDecided!: () => void
+  /** Settles once the exit has been called (a real one never returns) or declined (`exit: false`). */
+  const exitSettled = new Promise<void>((resolve) => { exitDecided = resolve })
   const exitOnce = async (code: number): Promise<boolean> => {
     const exit = options.exit
-    if (exit === false) return false
+    if (exit === false) {
+      exitDecided()
+      return false
+    }
     if (!exited) {
       exited = true
       await logWritesSettled(log)
       exit(code)
+      exitDecided()
     }
     return true
   }
@@ -161,8 +168,12 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     void sequence.closingDirectly().then(() => hookDone())
   })
   fastify.addHook('onClose', (_instance, hookDone) => {
-    const reporting = sequence.reachOnClose() ?? Promise.resolve()
-    void reporting.then(() => {
+    // A shutdown of ours (a signal, start()) ends by exiting with the report's code: whoever called
+    // fastify.close() first (fastify-cli exits 0 once it resolves) must not exit ahead of it.
+    const exits = sequence.finished !== null
+    const reporting = sequence.reachOnClose()
+    const released = reporting === null ? Promise.resolve() : reporting.then(() => exits ? exitSettled : undefined)
+    void released.then(() => {
       connections.detach()
       sequence.dispose()
       if (options.handleSignals) {

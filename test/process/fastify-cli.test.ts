@@ -27,6 +27,7 @@ const fastifyShutdown = require(${JSON.stringify(DIST)})
 module.exports = fp(async function (fastify) {
   await fastify.register(fastifyShutdown, {
     ...${JSON.stringify(SHUTDOWN)},
+    ...JSON.parse(process.env.SHUTDOWN_OPTIONS || '{}'),
     telemetry: {
       shutdown: () => new Promise((resolve) => setTimeout(() => {
         fastify.log.info('telemetry flushed')
@@ -45,9 +46,9 @@ module.exports = async function (fastify) {${HELD_ROUTE}}
   return dir
 }
 
-async function fastifyStart (t: Test, dir: string, args: string[]): Promise<{ child: Child, port: number }> {
+async function fastifyStart (t: Test, dir: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: Child, port: number }> {
   const port = await freePort()
-  const child = startRunner(t, process.execPath, [FASTIFY_CLI, 'start', '-l', 'info', '-a', '127.0.0.1', '-p', String(port), ...args, 'app.js'], dir)
+  const child = startRunner(t, process.execPath, [FASTIFY_CLI, 'start', '-l', 'info', '-a', '127.0.0.1', '-p', String(port), ...args, 'app.js'], dir, env)
   await child.log((line) => line.msg.startsWith('Server listening at'), 'fastify-cli\'s listening line')
   return { child, port }
 }
@@ -99,6 +100,20 @@ test('fastify start: a Ctrl-C forwarded twice is one shutdown; the request in fl
   t.equal((await held.response).status, 200)
   t.equal((await child.exited()).code, 0, 'fastify-cli\'s close-with-grace did not exit 1 on the duplicate')
   t.match(await child.report(), { outcome: 'completed', exitCode: 0, trigger: { type: 'signal', signal: 'SIGINT' } })
+  await child.log('telemetry flushed')
+})
+
+test('fastify start: a request stuck past drainTimeout is cut, and the exit is the report\'s 1, not fastify-cli\'s 0', async (t) => {
+  const dir = await generatedApp(t)
+  const drainTimeout = 300
+  const { child, port } = await fastifyStart(t, dir, ['-g', String(FITTING_DELAY_MS)], { SHUTDOWN_OPTIONS: JSON.stringify({ drainTimeout }) })
+  const held = get(keepAliveAgent(t), port, '/held')
+  await child.log('held request started')
+  child.signal('SIGTERM')
+
+  await t.rejects(held.response, { code: 'ECONNRESET' }, 'the stuck request is cut at drainTimeout')
+  t.equal((await child.exited()).code, 1)
+  t.match(await child.report(), { outcome: 'forced', forcedBy: 'drain-timeout', exitCode: 1, openRequests: [{ method: 'GET', url: '/held' }] })
   await child.log('telemetry flushed')
 })
 
