@@ -35,6 +35,19 @@ export const ERR_ROUTES_OUT_OF_REACH = createError<[routes: string]>(
   500
 )
 
+export const ERR_PROBE_PORT_CONFLICT = createError<[port: number, appAddresses: string]>(
+  'FST_SHUTDOWN_PROBE_PORT_CONFLICT',
+  'Expected `probeServer.port` to be a port the app does not listen on, got `%d`, where the app listens (%s): ' +
+    'the probes and the preStop endpoint need a port of their own, one the Service does not expose',
+  500
+)
+
+export const ERR_PROBE_SERVER_LISTEN = createError<[where: string, reason: string, options: { cause: Error }]>(
+  'FST_SHUTDOWN_PROBE_SERVER_LISTEN',
+  'The probe server could not listen on %s (`probeServer`): %s',
+  500
+)
+
 /** An error's message for the report, whatever was thrown. */
 export function messageOf (err: unknown): string {
   return err instanceof Error ? err.message : String(err)

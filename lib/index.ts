@@ -14,9 +14,12 @@ import { http2Sessions } from './http2'
 import { secondaryServers } from './internals'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
+import { pm2LogWritten, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { resolveOptions } from './options'
 import { routesOutOfReach } from './reach'
 import type { DrainParticipant } from './participants'
+import { ProbeServer } from './probe-server'
+import { warnIfPreStopGuardedByAddressAlone } from './probes'
 import { RequestSignals } from './request-signals'
 import { ShutdownSequence } from './sequence'
 import { ShutdownTasks } from './tasks'
@@ -50,6 +53,10 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   if (webSockets !== null) participants.push(webSockets)
   if (http2 !== null) participants.push(http2)
   const sequence = new ShutdownSequence(fastify, options, connections, completions, log, observability, requestSignals, tasks, participants)
+  const probeServer = options.probeServer === false
+    ? null
+    : new ProbeServer(options.probeServer, options, sequence, () => startWith({ type: 'prestop-route' }), log)
+  const pm2 = pm2Process()
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
@@ -66,6 +73,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     if (!exited) {
       exited = true
       await logWritesSettled(log)
+      await pm2LogWritten(pm2)
       exit(code)
       exitDecided()
     }
@@ -77,6 +85,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     get ready () { return sequence.serving },
     get inFlight () { return connections.inFlight },
     get report () { return sequence.report },
+    get probeAddress () { return probeServer?.address ?? null },
     start (reason?: string) {
       return startWith({ type: 'manual', reason })
     },
@@ -129,18 +138,42 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
   const drainHook = createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null)
   fastify.addHook('onRequest', drainHook)
-  try {
-    addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
-  } catch (err) {
-    // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
-    done(err as Error)
-    return
+  if (probeServer === null) {
+    try {
+      addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
+    } catch (err) {
+      // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
+      done(err as Error)
+      return
+    }
+  } else {
+    // On listen, not onReady: the app's own port is known only then, and an app that is only ever
+    // injected (`ready()` in its tests) opens no port. listen() has resolved by now, so a probe server that
+    // cannot start takes the app down with it, as a fatal error would: running unprobed, it would only be
+    // restarted by its failing liveness probe.
+    fastify.addHook('onListen', (hookDone) => {
+      probeServer.listen(fastify.addresses()).then(
+        () => { log.info({ address: probeServer.address }, 'probe server listening') },
+        (err: Error) => {
+          log.error({ err }, 'the probe server could not start: shutting down')
+          void startWith({ type: 'error', error: err })
+        }
+      ).finally(hookDone)
+    })
   }
   warnIfBudgetIsTight(log, options)
+  warnIfPreStopGuardedByAddressAlone(log, options)
   fastify.addHook('onListen', (hookDone) => {
     trackSecondaryServers(fastify, connections, log)
     hookDone()
   })
+  if (pm2 !== null) {
+    warnIfPm2KillsFirst(log, options, pm2)
+    fastify.addHook('onListen', (hookDone) => {
+      tellPm2Ready(pm2)
+      hookDone()
+    })
+  }
 
   if (options.handleSignals) {
     signalHub.join(participant)
@@ -176,14 +209,24 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     void released.then(() => {
       connections.detach()
       sequence.dispose()
+      const running = sequence.finished
       if (options.handleSignals) {
         // A shutdown under way keeps its signal listener until the report is out: a later signal must force
         // it, not meet the default handler and kill the process mid-flush.
-        const running = sequence.finished
         if (running) void running.then(() => signalHub.leave(participant))
         else signalHub.leave(participant)
       }
-      hookDone()
+      if (probeServer === null) {
+        hookDone()
+        return
+      }
+      // Liveness answers for as long as the shutdown runs, past its own fastify.close(): until the report is out.
+      if (running) {
+        void running.then(() => probeServer.close())
+        hookDone()
+      } else {
+        void probeServer.close().then(() => hookDone())
+      }
     })
   })
 
@@ -214,4 +257,3 @@ module.exports = fastifyShutdown
 module.exports.default = fastifyShutdown
 module.exports.fastifyShutdown = fastifyShutdown
 module.exports.STATE = STATE
-

@@ -1,77 +1,74 @@
-import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { Child } from './child'
-
-const ROOT = path.join(__dirname, '..', '..')
-export const NODE_MODULES = path.join(ROOT, 'node_modules')
-export const DIST = path.join(ROOT, 'dist')
 
 interface Teardown {
   teardown (fn: () => void | Promise<void>): void
 }
 
-/** A temporary directory that resolves packages from this repository, removed in teardown. */
-export async function scratchDir (t: Teardown, name: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `fastify-shutdown-${name}-`))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await symlink(NODE_MODULES, path.join(dir, 'node_modules'), 'dir')
-  return dir
+const run = promisify(execFile)
+
+export const ROOT = path.join(__dirname, '..', '..')
+export const EXAMPLE_APP = path.join(ROOT, 'example-app')
+
+/** The environment of a child that runs the built package under plain Node, without tap's loaders. */
+export function plainEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra }
+  delete env.NODE_OPTIONS
+  return env
 }
 
-/** A port nothing listens on right now, for runners that cannot be told to pick one (fastify-cli reads 0 as 3000). */
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
+/** A port that was free a moment ago, on 127.0.0.1, for a server that a process manager starts. */
+export async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
-/**
- * A route that answers only when the test sends `{ type: 'release' }` over IPC, so a request stays in flight
- * for exactly as long as the test wants; it logs when its handler starts.
- */
-export const HELD_ROUTE = `
-  let held = []
-  process.on('message', (message) => {
-    if (message.type !== 'release') return
-    for (const release of held) release()
-    held = []
-  })
-  fastify.get('/held', async (request) => {
-    request.log.info('held request started')
-    await new Promise((resolve) => { held.push(resolve) })
-    return { released: true }
-  })
-`
-
-/**
- * Starts a runner's command with an IPC channel (the app's routes read it), JSON logs on stdout, and kills
- * its whole process group in teardown: a runner's children must not outlive the test.
- */
-export function startRunner (t: Teardown, command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Child {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env }
-  delete childEnv.NODE_OPTIONS
-  const proc = spawn(command, args, { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
-  const child = new Child(proc)
-  t.teardown(async () => {
+/** The pino lines of a log file; lines that are not JSON (PM2's own) are left out. */
+export function jsonLines (file: string): Record<string, any>[] {
+  return readFileSync(file, 'utf8').split('\n').flatMap((line) => {
     try {
-      process.kill(-proc.pid!, 'SIGKILL')
-    } catch {}
-    await child.stop()
+      const parsed = JSON.parse(line)
+      return typeof parsed === 'object' && parsed !== null ? [parsed] : []
+    } catch {
+      return []
+    }
   })
-  return child
 }
 
-export const execFileAsync = promisify(execFile)
+export interface Pm2 {
+  readonly home: string
+  /** Runs the pm2 CLI of the devDependency, on this Node, against this test's own daemon. */
+  run (...args: string[]): Promise<string>
+  /** The app's log files in PM2's log folder: `<name>-out*.log`. */
+  outLogs (name: string): string[]
+}
 
-/** Writes files under `dir`, given as path → content. */
-export async function writeFiles (dir: string, files: Record<string, string>): Promise<void> {
-  for (const [file, content] of Object.entries(files)) await writeFile(path.join(dir, file), content)
+/** A PM2 daemon of the test's own (a temporary PM2_HOME), killed and removed in teardown whatever happened. */
+export function pm2 (t: Teardown): Pm2 {
+  const home = mkdtempSync(path.join(tmpdir(), 'fastify-shutdown-pm2-'))
+  const cli = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2')
+  const env = plainEnv({ PM2_HOME: home })
+  const pm2: Pm2 = {
+    home,
+    async run (...args) {
+      const { stdout } = await run(process.execPath, [cli, ...args], { env, timeout: 60_000 })
+      return stdout
+    },
+    outLogs (name) {
+      const logs = path.join(home, 'logs')
+      return readdirSync(logs).filter((file) => file.startsWith(`${name}-out`)).map((file) => path.join(logs, file))
+    }
+  }
+  t.teardown(async () => {
+    await pm2.run('kill').catch(() => {})
+    rmSync(home, { recursive: true, force: true })
+  })
+  return pm2
 }
