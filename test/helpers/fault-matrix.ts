@@ -257,11 +257,11 @@ export const FAULT_MATRIX = {
   },
   encapsulated: {
     area: 'misuse',
-    condition: 'registering inside an encapsulated child context',
-    exit: 'register rejects',
-    within: 'at register',
+    condition: 'registering inside an encapsulated context while routes live outside it',
+    exit: '`ready()` and `listen()` reject',
+    within: 'at ready',
     client: 'the server never starts',
-    report: 'FST_SHUTDOWN_NOT_ROOT'
+    report: 'FST_SHUTDOWN_ROUTES_OUT_OF_REACH, naming those routes'
   },
   'option-fuzz': {
     area: 'misuse',
