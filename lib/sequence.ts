@@ -124,6 +124,7 @@ export class ShutdownSequence implements DrainGate {
     this.closedDirectly = true
     this.serving = false
     this.state = STATE.CLOSING
+    this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
     this.completions.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
