@@ -96,6 +96,13 @@ function reportOf (server) {
 
 const runsOf = (runs, variant, client) => runs.filter((run) => run.variant === variant && (client === undefined || run.client === client))
 const sum = (values) => values.reduce((a, b) => a + b, 0)
+const whole = (n) => Number.isInteger(n) ? count(n) : n.toFixed(1)
+
+/** `6 (4–9)`: a count per shutdown, median (min–max) over rounds. */
+function countSpread (summary) {
+  if (summary === null) return '—'
+  return summary.n === 1 || summary.min === summary.max ? whole(summary.median) : `${whole(summary.median)} (${whole(summary.min)}–${whole(summary.max)})`
+}
 
 /** `0 in 15 shutdowns`, or the errors by code over all of them. */
 function errorCell (runs) {
@@ -104,7 +111,7 @@ function errorCell (runs) {
   for (const run of runs) {
     for (const [code, n] of Object.entries(run.errors)) if (code !== REFUSED) byCode[code] = (byCode[code] ?? 0) + n
   }
-  const perShutdown = spread(summarize(runs.map((run) => run.visibleErrors)), '')
+  const perShutdown = countSpread(summarize(runs.map((run) => run.visibleErrors)))
   return total === 0 ? '0' : `${perShutdown}: ${Object.entries(byCode).map(([code, n]) => `${code} ×${n}`).join(', ')}`
 }
 
@@ -121,8 +128,8 @@ function errorsTable (runs, plan) {
         client,
         label,
         errorCell(these),
-        spread(summarize(these.map((run) => run.statuses['503'] ?? 0)), ''),
-        spread(summarize(these.map((run) => run.errors[REFUSED] ?? 0)), ''),
+        countSpread(summarize(these.map((run) => run.statuses['503'] ?? 0))),
+        countSpread(summarize(these.map((run) => run.errors[REFUSED] ?? 0))),
         exitCodes(these.map((run) => run.code))
       ])
     }
@@ -154,7 +161,7 @@ function exitTable (runs, plan) {
     columns: ['server', ...plan.clients, 'exit codes'],
     rows,
     notes: [
-      'Measured in the bench process, from kill() to the child\'s \'exit\' event. The fast-route clients are never idle for long, so with the default idleCloseDelay their connections get the grace: a request sent in it is answered 503 with Connection: close, and the connection then closes; the exit follows within the grace (1,000 ms). With idleCloseDelay 0 there is no grace: an idle connection is closed at once, after reading what the kernel holds. The baseline ends its connections with Fastify\'s 503 on the next request.',
+      'Measured in the bench process, from kill() to the child\'s \'exit\' event. With the default idleCloseDelay the fast-route connections, in use a moment ago, get the grace: the next request each sends is answered 503 with Connection: close and the connection closes after it, well before the grace (1,000 ms) would end; the slow-route requests in flight finish (300 ms) with Connection: close. With idleCloseDelay 0 an idle connection is closed at once (after reading what the kernel already holds), which resets a request its client is sending at that moment. The baseline (fastify.close(): Node\'s closeIdleConnections(), then Fastify\'s 503 on later requests) has the same race.',
       roundsNote(plan),
       noiseNote(summaries)
     ].filter(Boolean)
