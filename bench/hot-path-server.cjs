@@ -19,7 +19,7 @@ const VARIANTS = {
     app.register(require(process.env.SHUTDOWN_MODULE ?? '..'))
   },
   // The plugin with everything a Kubernetes app turns on, and the measured route using request.shutdownSignal
-  // the way README "Long-lived work" shows, which makes the request's AbortController.
+  // the way docs/long-lived-work.md shows, which makes the request's AbortController.
   'shutdown-in-use' (app) {
     app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), {
       readiness: { path: '/readyz' },

@@ -82,7 +82,7 @@ export function summaryTable (results, options, haproxy) {
       `${options.replicas} replicas of example-app behind ${haproxy.replace(/ - https?:\S+/, '')} (keep-alive both sides, \`retries 0\`, ` +
         `health check \`GET ${options.checkPath}\` every ${options.checkIntervalMs} ms); ${options.fastLoops} fast, ${options.slowLoops} slow ` +
         `(${options.slowMs.join('–')} ms) and ${options.longLoops} long (${options.longMs.join('–')} ms) client loops on one keep-alive agent.`,
-      `Each restart: start a replica, wait until HAProxy has it UP, SIGTERM the oldest, take it out of rotation after the endpoint lag ` +
+      'Each restart: start a replica, wait until HAProxy has it UP, SIGTERM the oldest, take it out of rotation after the endpoint lag ' +
         `(${options.lagsMs.slice(0, options.restarts).join(', ')} ms in turn), SIGKILL at ${options.gracePeriodMs} ms.`,
       `fastify-shutdown: preStopDelay ${options.preStopDelayMs} ms, drainTimeout ${options.drainTimeoutMs} ms. Baseline: the same app ` +
         'with close-with-grace (delay 500 ms) calling `fastify.close()`.',

@@ -1,5 +1,6 @@
 // A small orders API using fastify-shutdown, configured from the environment:
-//   PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info), and the shutdown settings read in config.mjs
+//   PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info), and the shutdown settings read in config.mjs (with
+//   PROBE_PORT, the probes and the preStop endpoint move to a port of their own, as in the k8s manifests)
 // Run it with `node example-app/server.mjs`, then send it SIGTERM (or press Ctrl-C) while a slow request runs:
 //   curl 'http://127.0.0.1:3000/reports/slow?ms=3000' & sleep 0.5; kill -TERM <pid>
 // Long-lived connections end by themselves when draining starts: an event stream (`curl -N
@@ -122,5 +123,7 @@ async function main () {
   if (process.send) process.send({ type: 'ready', port: app.server.address().port })
 }
 
-// Started directly (not imported, say by a test using buildServer() with inject()).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
+// Started directly (not imported, say by a test using buildServer() with inject()). PM2 imports this file from
+// its own wrapper, which is argv[1] then, and names the app's script in pm_exec_path.
+const entry = process.env.pm_exec_path ?? process.argv[1]
+if (entry && import.meta.url === pathToFileURL(entry).href) await main()

@@ -80,6 +80,8 @@ export class ConnectionTracker {
   private readonly awaitingRequest = new Set<NotedSocket>()
   private closing = false
   private draining = false
+  /** Set by `closeIdleWithoutGrace()`: a direct `fastify.close()`. */
+  private graceful = true
   private readonly ended: { -readonly [K in keyof ConnectionsOutcome]: ConnectionsOutcome[K] } = {
     closedIdle: 0, closedAfterGrace: 0, closedAfterResponse: 0, destroyed: 0
   }
@@ -155,6 +157,15 @@ export class ConnectionTracker {
   }
 
   /**
+   * For a `fastify.close()` the app (or its test) calls without a shutdown of the plugin's own: idle
+   * connections close at once, as Fastify closes them, and a test's `await app.close()` does not wait out a
+   * grace for a client that is the test itself.
+   */
+  closeIdleWithoutGrace (): void {
+    this.graceful = false
+  }
+
+  /**
    * A response finished while draining. One that carried `Connection: close` ends its connection; one whose
    * headers went out before the shutdown began could not, and its client may be sending the next request
    * already: the connection gets the grace.
@@ -169,7 +180,9 @@ export class ConnectionTracker {
     process.nextTick(() => {
       this.guarded('a response finished', () => {
         if (connection.closing !== undefined || connection.inGrace === true || !this.connections.has(socket)) return
-        if (connectionState(socket, true) === 'idle') this.enterGrace(socket, connection, Date.now() + this.idleCloseDelay)
+        if (connectionState(socket, true) !== 'idle') return
+        if (this.graceful) this.enterGrace(socket, connection, Date.now() + this.idleCloseDelay)
+        else this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
       })
     })
   }
@@ -208,25 +221,28 @@ export class ConnectionTracker {
    * it.
    */
   private readonly closeIdleConnections = (): void => {
-    this.guarded('closing idle connections', () => {
-      this.draining = true
-      const now = Date.now()
-      for (const [socket, connection] of this.connections) {
-        // Ending already: after a response with `Connection: close`, or closed by its client.
-        if (connection.closing !== undefined || connection.inGrace === true || socket.writableEnded || socket.destroyed) continue
-        const lastRequestAt = socket[kLastRequestAt]
-        if (connectionState(socket, lastRequestAt !== undefined) !== 'idle') continue
-        if (lastRequestAt === undefined && socket.bytesRead > 0) {
-          // The first request is arriving.
-          this.awaitingRequest.add(socket)
-          continue
-        }
-        const inUseUntil = Math.max(lastRequestAt ?? connection.connectedAt, connection.idleSince ?? 0) + this.idleCloseDelay
-        if (inUseUntil <= now) this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
-        else this.enterGrace(socket, connection, inUseUntil)
-      }
-      this.closeAwaitingIfAlone()
-    })
+    this.draining = true
+    const now = Date.now()
+    // A connection that cannot be read is closed once nothing else is left, like one with a request arriving.
+    for (const [socket, connection] of this.connections) {
+      this.guarded('closing an idle connection', () => { this.closeIdle(socket, connection, now) }, () => { this.awaitingRequest.add(socket) })
+    }
+    this.guarded('closing connections with a request arriving', () => { this.closeAwaitingIfAlone() })
+  }
+
+  private closeIdle (socket: NotedSocket, connection: Connection, now: number): void {
+    // Ending already: after a response with `Connection: close`, or closed by its client.
+    if (connection.closing !== undefined || connection.inGrace === true || socket.writableEnded || socket.destroyed) return
+    const lastRequestAt = socket[kLastRequestAt]
+    if (connectionState(socket, lastRequestAt !== undefined) !== 'idle') return
+    if (lastRequestAt === undefined && socket.bytesRead > 0) {
+      // The first request is arriving.
+      this.awaitingRequest.add(socket)
+      return
+    }
+    const inUseUntil = Math.max(lastRequestAt ?? connection.connectedAt, connection.idleSince ?? 0) + this.idleCloseDelay
+    if (inUseUntil <= now || !this.graceful) this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
+    else this.enterGrace(socket, connection, inUseUntil)
   }
 
   private enterGrace (socket: NotedSocket, connection: Connection, endsAt: number): void {
@@ -277,21 +293,23 @@ export class ConnectionTracker {
 
   private readonly closeQuiet = (): void => {
     this.quietCheckScheduled = false
-    this.guarded('closing quiet connections', () => {
-      for (const [socket, bytesWhenIdle] of this.quietCheck) {
-        this.quietCheck.delete(socket)
-        const connection = this.connections.get(socket)
-        if (connection === undefined) continue
-        const state = connectionState(socket, socket[kLastRequestAt] !== undefined)
-        if (state === 'idle' && socket.bytesRead === bytesWhenIdle) {
-          socket.destroy()
-          continue
-        }
-        connection.closing = undefined
-        if (state === 'idle') this.awaitingRequest.add(socket)
-      }
-      this.closeAwaitingIfAlone()
-    })
+    for (const [socket, bytesWhenIdle] of this.quietCheck) {
+      this.quietCheck.delete(socket)
+      this.guarded('closing a quiet connection', () => { this.closeQuietOne(socket, bytesWhenIdle) })
+    }
+    this.guarded('closing connections with a request arriving', () => { this.closeAwaitingIfAlone() })
+  }
+
+  private closeQuietOne (socket: NotedSocket, bytesWhenIdle: number): void {
+    const connection = this.connections.get(socket)
+    if (connection === undefined) return
+    const state = connectionState(socket, socket[kLastRequestAt] !== undefined)
+    if (state === 'idle' && socket.bytesRead === bytesWhenIdle) {
+      socket.destroy()
+      return
+    }
+    connection.closing = undefined
+    if (state === 'idle') this.awaitingRequest.add(socket)
   }
 
   /** Connections with a request arriving are closed once they are all that is left. */
@@ -306,7 +324,9 @@ export class ConnectionTracker {
   }
 
   private noteUnread (socket: Socket): void {
-    this.unread.push({ remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, bytesRead: socket.bytesRead })
+    let bytesRead = -1
+    this.guarded('counting the bytes of a connection', () => { bytesRead = socket.bytesRead })
+    this.unread.push({ remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, bytesRead })
   }
 
   private * busySockets (): Generator<NotedSocket> {
@@ -337,11 +357,12 @@ export class ConnectionTracker {
   }
 
   /** What the tracker runs inside Node's callbacks: an error is reported, never thrown into Node. */
-  private guarded (during: string, work: () => void): void {
+  private guarded (during: string, work: () => void, instead?: () => void): void {
     try {
       work()
     } catch (err) {
       this.failed(err, during)
+      instead?.()
     }
   }
 }

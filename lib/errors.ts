@@ -28,10 +28,23 @@ export const ERR_ALREADY_REGISTERED = createError(
   500
 )
 
-export const ERR_NOT_ROOT = createError(
-  'FST_SHUTDOWN_NOT_ROOT',
-  'fastify-shutdown must be registered on the root instance (or in a plugin wrapped with fastify-plugin): ' +
-    'in an encapsulated context its hooks would miss every route outside it',
+export const ERR_ROUTES_OUT_OF_REACH = createError<[routes: string]>(
+  'FST_SHUTDOWN_ROUTES_OUT_OF_REACH',
+  'fastify-shutdown was registered in an encapsulated context, and its hooks cannot reach %s, registered ' +
+    'outside it: register it at the root, or in a plugin wrapped with fastify-plugin whose context holds every route',
+  500
+)
+
+export const ERR_PROBE_PORT_CONFLICT = createError<[port: number, appAddresses: string]>(
+  'FST_SHUTDOWN_PROBE_PORT_CONFLICT',
+  'Expected `probeServer.port` to be a port the app does not listen on, got `%d`, where the app listens (%s): ' +
+    'the probes and the preStop endpoint need a port of their own, one the Service does not expose',
+  500
+)
+
+export const ERR_PROBE_SERVER_LISTEN = createError<[where: string, reason: string, options: { cause: Error }]>(
+  'FST_SHUTDOWN_PROBE_SERVER_LISTEN',
+  'The probe server could not listen on %s (`probeServer`): %s',
   500
 )
 

@@ -7,14 +7,19 @@ import { ConnectionTracker } from './connections'
 import { warnAboutForeignListeners } from './conflicts'
 import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
-import { ERR_ALREADY_REGISTERED, ERR_NOT_ROOT, messageOf } from './errors'
+import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './errors'
+import { isFastifyCliListener, warnAboutFastifyCli } from './fastify-cli'
 import { addHealthRoutes } from './health'
 import { http2Sessions } from './http2'
 import { secondaryServers } from './internals'
 import { logWritesSettled } from './log-drain'
 import { ShutdownObservability } from './observability'
+import { pm2LogWritten, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { resolveOptions } from './options'
+import { routesOutOfReach } from './reach'
 import type { DrainParticipant } from './participants'
+import { ProbeServer } from './probe-server'
+import { warnIfPreStopGuardedByAddressAlone } from './probes'
 import { RequestSignals } from './request-signals'
 import { ShutdownSequence } from './sequence'
 import { ShutdownTasks } from './tasks'
@@ -25,7 +30,6 @@ import { webSocketParticipant } from './websocket'
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
   let options: ResolvedShutdownOptions
   try {
-    if (!isRootInstance(fastify)) throw new ERR_NOT_ROOT()
     if (fastify.hasDecorator('shutdown')) throw new ERR_ALREADY_REGISTERED()
     options = resolveOptions(opts)
   } catch (err) {
@@ -49,17 +53,29 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   if (webSockets !== null) participants.push(webSockets)
   if (http2 !== null) participants.push(http2)
   const sequence = new ShutdownSequence(fastify, options, connections, completions, log, observability, requestSignals, tasks, participants)
+  const probeServer = options.probeServer === false
+    ? null
+    : new ProbeServer(options.probeServer, options, sequence, () => startWith({ type: 'prestop-route' }), log)
+  const pm2 = pm2Process()
   let exited = false
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
 
+  let exitDecided!: () => void
+  /** Settles once the exit has been called (a real one never returns) or declined (`exit: false`). */
+  const exitSettled = new Promise<void>((resolve) => { exitDecided = resolve })
   const exitOnce = async (code: number): Promise<boolean> => {
     const exit = options.exit
-    if (exit === false) return false
+    if (exit === false) {
+      exitDecided()
+      return false
+    }
     if (!exited) {
       exited = true
       await logWritesSettled(log)
+      await pm2LogWritten(pm2)
       exit(code)
+      exitDecided()
     }
     return true
   }
@@ -69,6 +85,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     get ready () { return sequence.serving },
     get inFlight () { return connections.inFlight },
     get report () { return sequence.report },
+    get probeAddress () { return probeServer?.address ?? null },
     start (reason?: string) {
       return startWith({ type: 'manual', reason })
     },
@@ -112,36 +129,71 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
       void sequence.force('fatal-error', { type: 'error', error: err }, `fatal error while shutting down: ${messageOf(err)}`)
     },
     warnForeignListeners (signal) {
-      warnAboutForeignListeners(log, [signal], (listener) => signalHub.isOurs(listener))
+      warnAboutForeignListeners(log, [signal], isExpected)
     }
   }
 
   fastify.decorate('shutdown', controller)
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
-  fastify.addHook('onRequest', createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null))
-  try {
-    addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
-  } catch (err) {
-    // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
-    done(err as Error)
-    return
+  const drainHook = createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null)
+  fastify.addHook('onRequest', drainHook)
+  if (probeServer === null) {
+    try {
+      addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
+    } catch (err) {
+      // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
+      done(err as Error)
+      return
+    }
+  } else {
+    // On listen, not onReady: the app's own port is known only then, and an app that is only ever
+    // injected (`ready()` in its tests) opens no port. listen() has resolved by now, so a probe server that
+    // cannot start takes the app down with it, as a fatal error would: running unprobed, it would only be
+    // restarted by its failing liveness probe.
+    fastify.addHook('onListen', (hookDone) => {
+      probeServer.listen(fastify.addresses()).then(
+        () => { log.info({ address: probeServer.address }, 'probe server listening') },
+        (err: Error) => {
+          log.error({ err }, 'the probe server could not start: shutting down')
+          void startWith({ type: 'error', error: err })
+        }
+      ).finally(hookDone)
+    })
   }
   warnIfBudgetIsTight(log, options)
+  warnIfPreStopGuardedByAddressAlone(log, options)
   fastify.addHook('onListen', (hookDone) => {
     trackSecondaryServers(fastify, connections, log)
     hookDone()
   })
-
-  if (options.handleSignals) {
-    signalHub.join(participant)
+  if (pm2 !== null) {
+    warnIfPm2KillsFirst(log, options, pm2)
     fastify.addHook('onListen', (hookDone) => {
-      warnAboutForeignListeners(log, options.signals, (listener) => signalHub.isOurs(listener))
+      tellPm2Ready(pm2)
       hookDone()
     })
   }
 
+  if (options.handleSignals) {
+    signalHub.join(participant)
+    fastify.addHook('onListen', (hookDone) => {
+      // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
+      if (process.listeners('SIGTERM').some(isFastifyCliListener)) warnAboutFastifyCli(log, options)
+      warnAboutForeignListeners(log, options.signals, isExpected)
+      hookDone()
+    })
+  }
+
+  const registeredAtRoot = Object.getPrototypeOf(fastify) === Object.prototype
   fastify.addHook('onReady', (hookDone) => {
+    // Fastify gives each route its hooks only now, and a route outside this context may have been added
+    // after the plugin: only now is it known whether the drain hook reaches every route. At the root it does.
+    const outOfReach = registeredAtRoot ? [] : routesOutOfReach(fastify, drainHook.name)
+    if (outOfReach.length > 0) {
+      hookDone(new ERR_ROUTES_OUT_OF_REACH(outOfReach.join(', ')))
+      return
+    }
     sequence.markBooted()
     hookDone()
   })
@@ -149,25 +201,43 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     void sequence.closingDirectly().then(() => hookDone())
   })
   fastify.addHook('onClose', (_instance, hookDone) => {
-    connections.detach()
-    sequence.dispose()
-    if (options.handleSignals) {
-      // A shutdown under way keeps its signal listener until the report is out: a later signal must force
-      // it, not meet the default handler and kill the process mid-flush.
+    // A shutdown of ours (a signal, start()) ends by exiting with the report's code: whoever called
+    // fastify.close() first (fastify-cli exits 0 once it resolves) must not exit ahead of it.
+    const exits = sequence.finished !== null
+    const reporting = sequence.reachOnClose()
+    const released = reporting === null ? Promise.resolve() : reporting.then(() => exits ? exitSettled : undefined)
+    void released.then(() => {
+      connections.detach()
+      sequence.dispose()
       const running = sequence.finished
-      if (running) void running.then(() => signalHub.leave(participant))
-      else signalHub.leave(participant)
-    }
-    hookDone()
+      if (options.handleSignals) {
+        // A shutdown under way keeps its signal listener until the report is out: a later signal must force
+        // it, not meet the default handler and kill the process mid-flush.
+        if (running) void running.then(() => signalHub.leave(participant))
+        else signalHub.leave(participant)
+      }
+      if (probeServer === null) {
+        hookDone()
+        return
+      }
+      // Liveness answers for as long as the shutdown runs, past its own fastify.close(): until the report is out.
+      if (running) {
+        void running.then(() => probeServer.close())
+        hookDone()
+      } else {
+        void probeServer.close().then(() => hookDone())
+      }
+    })
   })
 
   done()
 }
 
-/**
- * Fastify makes each encapsulated context with `Object.create(parent)`, so only the root instance (which
- * fastify-plugin hands through from the top level) is a plain object.
- */
+/** fastify-cli's close-with-grace has its own warning, with the delay that fits. */
+function isExpected (listener: unknown): boolean {
+  return signalHub.isOurs(listener) || isFastifyCliListener(listener)
+}
+
 /** The servers Fastify opened for the other addresses of the host name it listens on drain like the first. */
 function trackSecondaryServers (fastify: FastifyInstance, connections: ConnectionTracker, log: FastifyBaseLogger): void {
   const secondary = secondaryServers(fastify)
@@ -181,14 +251,9 @@ function trackSecondaryServers (fastify: FastifyInstance, connections: Connectio
   }
 }
 
-function isRootInstance (fastify: FastifyInstance): boolean {
-  return Object.getPrototypeOf(fastify) === Object.prototype
-}
-
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })
 
 module.exports = fastifyShutdown
 module.exports.default = fastifyShutdown
 module.exports.fastifyShutdown = fastifyShutdown
 module.exports.STATE = STATE
-

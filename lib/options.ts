@@ -17,6 +17,7 @@ const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   readiness: false,
   liveness: false,
   preStopRoute: false,
+  probeServer: false,
   telemetry: Object.freeze([]),
   telemetryTimeout: 5_000,
   websocket: Object.freeze({ reason: 'server shutting down', closeTimeout: 1_000 })
@@ -275,6 +276,32 @@ function preStopRoute (value: unknown): ResolvedShutdownOptions['preStopRoute'] 
   })
 }
 
+/** A host name as `dns.lookup()` takes it: letters, digits and hyphens in dot-separated labels. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+function probeServer (value: unknown): ResolvedShutdownOptions['probeServer'] {
+  const name = 'probeServer'
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) throw new ERR_INVALID_OPTION(name, 'false or an object such as `{ port: 9000 }`', describe(value))
+  const fields = fieldsOf(value, ['port', 'host'], name)
+  const { port, host } = fields
+  if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) {
+    throw new ERR_INVALID_OPTION(`${name}.port`, 'a whole number from 0 to 65535 (0: any free port)', describe(port))
+  }
+  if (host !== undefined && (typeof host !== 'string' || (isIP(host) === 0 && !HOST_NAME.test(host)))) {
+    throw new ERR_INVALID_OPTION(`${name}.host`, 'an IP address or a host name (leave it out to listen on every interface, where the kubelet reaches the pod)', describe(host))
+  }
+  // `-0` is a valid port that would print as 0 anyway; normalised so equality checks hold.
+  return Object.freeze({ port: (port as number) + 0, ...(host === undefined ? {} : { host: host as string }) })
+}
+
+/** A probe server with no route would listen for nothing; the routes it takes are absent from the app's port. */
+function probeServerHasRoutes (options: Pick<ResolvedShutdownOptions, 'readiness' | 'liveness' | 'preStopRoute' | 'probeServer'>): void {
+  const { probeServer } = options
+  if (probeServer === false || options.readiness !== false || options.liveness !== false || options.preStopRoute !== false) return
+  throw new ERR_INVALID_OPTION('probeServer', 'used with at least one of `readiness`, `liveness` or `preStopRoute`, the routes it serves', describe(probeServer))
+}
+
 /** Each route the plugin adds needs a path of its own: Fastify refuses a second route on one path. */
 function distinctRoutePaths (options: Pick<ResolvedShutdownOptions, 'readiness' | 'liveness' | 'preStopRoute'>): void {
   const seen = new Map<string, string>()
@@ -382,11 +409,13 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
     readiness: probeRoute(options.readiness, 'readiness'),
     liveness: probeRoute(options.liveness, 'liveness'),
     preStopRoute: preStopRoute(options.preStopRoute),
+    probeServer: probeServer(options.probeServer),
     telemetry: telemetryTargets(options.telemetry),
     telemetryTimeout: delay(options.telemetryTimeout, 'telemetryTimeout', DEFAULTS.telemetryTimeout),
     websocket: webSocketOptions(options.websocket)
   })
   distinctRoutePaths(resolved)
+  probeServerHasRoutes(resolved)
 
   const worstCase = worstCaseMs(resolved)
   if (worstCase > resolved.gracePeriod) {

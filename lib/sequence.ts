@@ -57,6 +57,11 @@ export class ShutdownSequence implements DrainGate {
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
   readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
   private closedDirectly = false
+  /** Someone else's `fastify.close()` came before the shutdown's own: fastify-cli, a test runner, the app. */
+  private closedByOthers = false
+  private onCloseReached: () => void = () => {}
+  /** Settles when Fastify reaches the plugin's `onClose` hook in a close someone else started. */
+  private readonly reachedOnClose: Promise<void> = new Promise((resolve) => { this.onCloseReached = resolve })
   private booted = false
   private fastifyCloseFailed = false
   private cutSpans = 0
@@ -83,13 +88,16 @@ export class ShutdownSequence implements DrainGate {
   run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
     if (this.completion) return this.completion
     const completion = this.begin(trigger)
-    const steps = this.closedDirectly ? this.joinDirectClose() : this.scheduled()
+    this.follow(this.closedDirectly ? this.joinDirectClose() : this.scheduled(), trigger)
+    return completion
+  }
+
+  private follow (steps: Promise<void>, trigger: ShutdownTrigger): void {
     steps.catch((err: unknown) => {
       this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
       void this.force('internal-error', trigger)
     })
-    return completion
   }
 
   /** `error`: what went wrong, for the report's errors (a fatal error during the shutdown). */
@@ -102,18 +110,44 @@ export class ShutdownSequence implements DrainGate {
     return completion
   }
 
-  /** Called when `fastify.close()` runs without a shutdown of ours: drain what is open, never hang on it. */
+  /**
+   * `preClose`: someone's `fastify.close()` has started. Without a shutdown of ours, drain what is open, never
+   * hang on it.
+   */
   closingDirectly (): Promise<void> {
-    if (this.completion) return Promise.resolve()
+    this.closedByOthers = this.fastifyClose === null
+    if (this.completion) {
+      // Fastify is closing the listener now: a pre-stop window would keep nothing open any more.
+      if (this.closedByOthers) this.wakePreStop?.()
+      return Promise.resolve()
+    }
     this.closedDirectly = true
     this.serving = false
     this.state = STATE.CLOSING
+    this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
     this.completions.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
     // Shutdown tasks end before the onClose hooks close what they use, as on the scheduled path.
     return this.participantsSettled()
+  }
+
+  /**
+   * `onClose`: Fastify has run every `onClose` hook registered after the plugin. When someone else's
+   * `fastify.close()` came first, their `close()` resolves only once this hook has: the telemetry flush and
+   * the report happen now, before they can exit (fastify-cli, a test runner and an app's own script all exit
+   * as soon as `close()` resolves). A direct close without a shutdown reports here, as a `manual` one.
+   * Null when the shutdown's own `fastify.close()` came first: its close listener holds the others' instead.
+   */
+  reachOnClose (): Promise<ShutdownReport> | null {
+    if (!this.closedByOthers) return null
+    this.onCloseReached()
+    if (this.completion) return this.completion
+    const trigger: ShutdownTrigger = { type: 'manual', reason: 'fastify.close()' }
+    const completion = this.begin(trigger)
+    this.follow(this.closeThenReport(), trigger)
+    return completion
   }
 
   /**
@@ -275,16 +309,32 @@ export class ShutdownSequence implements DrainGate {
     }
   }
 
+  /**
+   * Our own `fastify.close()`, unless someone else's is under way: then what is left of it for us ends at the
+   * plugin's `onClose` hook, which holds their `close()` until the report is out.
+   */
   private closeFastify (): Promise<void> {
-    this.fastifyClose ??= this.fastify.close().then(
-      () => {},
-      (err: unknown) => {
-        // The requests were served, but what the onClose hooks close (pools, files) may not be: not a clean exit.
-        this.fastifyCloseFailed = true
-        this.errors.push(`fastify.close() failed: ${messageOf(err)}`)
-        this.log.error({ err }, 'fastify.close() failed')
+    if (this.fastifyClose !== null) return this.fastifyClose
+    if (this.closedByOthers) {
+      this.fastifyClose = this.reachedOnClose
+      return this.fastifyClose
+    }
+    this.fastifyClose = new Promise((resolve) => {
+      // A close listener that returns a promise holds Fastify's close queue: a fastify.close() called by
+      // anyone after this one resolves only once the report is out. Fastify's types omit its argument, the
+      // error of any onClose hook.
+      const closed = (err: Error | null): Promise<unknown> => {
+        if (err) {
+          // The requests were served, but what the onClose hooks close (pools, files) may not be: not a clean exit.
+          this.fastifyCloseFailed = true
+          this.errors.push(`fastify.close() failed: ${messageOf(err)}`)
+          this.log.error({ err }, 'fastify.close() failed')
+        }
+        resolve()
+        return this.completion!
       }
-    )
+      this.fastify.close(closed as unknown as () => void)
+    })
     return this.fastifyClose
   }
 

@@ -81,9 +81,25 @@ class SignalHub {
       for (const participant of concerned) participant.warnForeignListeners(signal)
       this.firstTrigger = trigger
       this.graceful!.close()
+      // Another close-with-grace (fastify-cli's) adds its second-signal handler in this same emit.
+      process.nextTick(this.takeOverSecondSignals)
       return
     }
     for (const participant of concerned) participant.force(trigger)
+  }
+
+  /**
+   * Another close-with-grace's `afterFirstSignal` calls `process.exit(1)` on any later signal, a Ctrl-C
+   * forwarded twice (npm, a terminal) included, cutting the requests in flight and the report. On our signals
+   * the force path takes its place: a duplicate within duplicateSignalWindow is ignored, a deliberate one
+   * still forces, bounded by forceTimeout and reported.
+   */
+  private readonly takeOverSecondSignals = (): void => {
+    for (const signal of this.listenedSignals) {
+      for (const listener of process.listeners(signal)) {
+        if (listener.name === 'afterFirstSignal') process.removeListener(signal, listener)
+      }
+    }
   }
 
   private readonly onFatalDuringShutdown = (err: unknown): void => {

@@ -78,7 +78,6 @@ export class ShutdownTasks implements DrainParticipant {
     const controller = new AbortController()
     const startedAt = performance.now()
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined
       const settle = (outcome: TaskOutcome): void => {
         if (!this.running.has(task)) return
         this.running.delete(task)
@@ -91,7 +90,7 @@ export class ShutdownTasks implements DrainParticipant {
       }
       const elapsed = (): number => Math.round(performance.now() - startedAt)
       this.running.set(task, { controller, startedAt, settle })
-      timer = setTimeout(() => {
+      const timer = setTimeout(() => {
         const error = new ERR_TASK_TIMEOUT(task.name, task.timeout)
         controller.abort(error)
         settle({ name: task.name, phase: task.phase, outcome: 'timed-out', durationMs: elapsed(), error: error.message })

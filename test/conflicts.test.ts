@@ -12,7 +12,6 @@ function withoutRunnerListeners (t: Test): void {
   }
 }
 
-
 /** An app listening beside `listener` on SIGTERM (the runner's own set aside); resolves with its warnings. */
 async function warningsBeside (t: Test, listener: (...args: unknown[]) => unknown): Promise<Record<string, unknown>[]> {
   withoutRunnerListeners(t)

@@ -7,7 +7,6 @@ import { logCapture } from './helpers/log-capture'
 import type { FastifyShutdownOptions } from '../types'
 import { get } from './helpers/http'
 
-
 async function app (t: Test, options: FastifyShutdownOptions, logger: Writable | false = false): Promise<FastifyInstance> {
   const fastify = Fastify({ logger: logger === false ? false : { level: 'info', stream: logger } })
   await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, ...options })

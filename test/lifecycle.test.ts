@@ -224,3 +224,14 @@ test('fastify.close() called directly ends busy keep-alive sockets after their r
   t.equal(app.shutdown.state, 'closed')
   t.match(await app.shutdown.start(), { outcome: 'completed', trigger: { type: 'manual' } }, 'start() after close() reports at once')
 })
+
+test('a failure in the plugin\'s own sequence forces with forcedBy internal-error, never manual', async (t) => {
+  const exits: number[] = []
+  const brokenLog = { write (line: string) { if (line.includes('"listener closed, draining"')) throw new Error('the log broke') } }
+  const app = Fastify({ logger: { stream: brokenLog } })
+  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const report = await app.shutdown.start()
+  t.match(report, { outcome: 'forced', forcedBy: 'internal-error', exitCode: 1, errors: [/^shutdown sequence failed: the log broke$/] })
+  t.same(exits, [1])
+})

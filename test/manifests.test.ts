@@ -46,10 +46,19 @@ for (const file of deployments) {
       `the kubelet sees the pod unready within ${unreadyWithinMs} ms, before the listener closes`)
   })
 
-  test(`${file}: the probes point at the plugin's readiness and liveness routes`, async (t) => {
+  /** A container port by name or number, as a probe, hook or Service names it. */
+  const containerPort = (port: string | number): number | undefined =>
+    typeof port === 'number' ? port : container.ports.find(({ name }: { name: string }) => name === port)?.containerPort
+
+  test(`${file}: the probes point at the plugin's readiness and liveness routes, on the probe port`, async (t) => {
     const options = await appOptions()
+    const { port } = options.probeServer as { port: number }
     t.equal(container.readinessProbe.httpGet.path, (options.readiness as { path: string }).path)
     t.equal(container.livenessProbe.httpGet.path, (options.liveness as { path: string }).path)
+    t.equal(containerPort(container.readinessProbe.httpGet.port), port)
+    t.equal(containerPort(container.livenessProbe.httpGet.port), port)
+    t.not(port, Number(env.PORT), 'a port of its own')
+    t.equal((options.probeServer as { host?: string }).host, undefined, 'on every interface: the kubelet calls the pod IP')
     t.ok(container.livenessProbe.periodSeconds * container.livenessProbe.failureThreshold >= pod.terminationGracePeriodSeconds,
       'liveness cannot fail its way to a restart while the pod drains')
   })
@@ -60,6 +69,7 @@ for (const file of deployments) {
       const { preStopRoute } = await appOptions() as { preStopRoute: { path: string, header: { name: string, value: string } } }
       t.equal(hook.path, preStopRoute.path)
       t.same(hook.httpHeaders, [{ name: preStopRoute.header.name, value: preStopRoute.header.value }])
+      t.equal(containerPort(hook.port), ((await appOptions()).probeServer as { port: number }).port, 'on the probe port')
     })
   }
 
@@ -72,6 +82,18 @@ for (const file of deployments) {
     t.equal(service.spec.ports[0].targetPort, container.ports[0].name)
     t.equal(String(container.ports[0].containerPort), env.PORT)
     t.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0)
+  })
+
+  test(`${file}: the Service never exposes the probe port`, async (t) => {
+    const service = manifest('service.yaml')
+    const { port } = (await appOptions()).probeServer as { port: number }
+    t.ok(container.ports.some(({ containerPort: declared }: { containerPort: number }) => declared === port), 'the probe port is a containerPort')
+    for (const exposed of service.spec.ports) {
+      // A Service without targetPort sends to its own port number.
+      const target = containerPort(exposed.targetPort ?? exposed.port)
+      t.not(target, port, `Service port ${exposed.name ?? exposed.port} does not lead to the probe port`)
+      t.not(exposed.port, port)
+    }
   })
 }
 

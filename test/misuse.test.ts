@@ -14,21 +14,64 @@ test(faultTest('register-twice'), async (t) => {
   })
 })
 
-test(faultTest('encapsulated'), async (t) => {
-  const inChild = async (child: FastifyInstance): Promise<void> => {
+/** The plugin from an encapsulated plugin, with routes of its own there and in a child, as `routes/` would. */
+function encapsulated (prefix?: string) {
+  return async function app (child: FastifyInstance): Promise<void> {
     await child.register(fastifyShutdown, { handleSignals: false, exit: false })
+    child.get('/inside', async () => 'reached')
+    await child.register(async (routes) => { routes.post('/inside/:id', async () => 'reached') }, { prefix: '/nested' })
   }
-  for (const [where, prefix] of [['an encapsulated plugin', undefined], ['a prefixed plugin', '/api']] as const) {
+}
+
+test(faultTest('encapsulated'), async (t) => {
+  const cases: [string, (app: FastifyInstance) => void, string][] = [
+    ['a root route registered before the plugin\'s context', (app) => {
+      app.get('/before', async () => 'missed')
+      app.register(encapsulated())
+    }, 'GET /before'],
+    ['a root route registered after it', (app) => {
+      app.register(encapsulated('/api'), { prefix: '/api' })
+      app.delete('/after', async () => 'missed')
+    }, 'DELETE /after'],
+    ['routes of a sibling plugin, one under the same prefix', (app) => {
+      app.register(async (sibling) => {
+        sibling.get('/sibling', async () => 'missed')
+        sibling.put('/api/sibling', async () => 'missed')
+      })
+      app.register(encapsulated('/api'), { prefix: '/api' })
+    }, 'GET /sibling, PUT /api/sibling']
+  ]
+  for (const [where, build, named] of cases) {
     const app = Fastify()
     t.teardown(() => app.close())
-    await t.rejects(async () => { await app.register(inChild, { prefix }) }, { code: 'FST_SHUTDOWN_NOT_ROOT', message: /root instance/ }, where)
+    build(app)
+    const err = await app.ready().then(() => null, (err: Error & { code?: string }) => err)
+    t.equal(err?.code, 'FST_SHUTDOWN_ROUTES_OUT_OF_REACH', where)
+    t.match(err?.message, `its hooks cannot reach ${named}, registered outside it`, `${where}: the message names exactly the routes out of reach`)
+    t.notMatch(err?.message, /inside|\/healthz|\/readyz/, `${where}: and none of the routes in its own context`)
   }
 })
 
-test('registered from a plugin wrapped with fastify-plugin, it reaches the root and works', async (t) => {
+test('an encapsulated context that holds every route is accepted: fastify-cli\'s layout', async (t) => {
+  // fastify-cli registers app.js without fastify-plugin; app.js autoloads plugins/ (wrapped with
+  // fastify-plugin, so they land in app.js's context) and then routes/ (each its own child context).
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fp(async (wrapped) => { await wrapped.register(fastifyShutdown, { handleSignals: false, exit: false }) }))
+  await app.register(async function appJs (appContext) {
+    await appContext.register(fp(async (plugins) => { await plugins.register(fastifyShutdown, { handleSignals: false, exit: false }) }))
+    appContext.get('/', async () => 'root route of app.js')
+    await appContext.register(async (routes) => { routes.get('/', async () => 'example') }, { prefix: '/example' })
+  })
+  await app.ready()
+  t.equal(app.shutdown, undefined, 'the decorator stays in app.js\'s context')
+  t.equal((await app.inject('/example')).body, 'example')
+})
+
+test('registered at the root, routes anywhere are within reach', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  await app.register(async (child) => { child.get('/child', async () => 'ok') }, { prefix: '/api' })
   app.get('/', async () => 'ok')
   await app.ready()
   t.equal(app.shutdown.state, 'serving')

@@ -6,6 +6,7 @@ import type { ShutdownReport } from '../types'
 import fastifyShutdown from './helpers/plugin'
 import { faultTest } from './helpers/fault-matrix'
 import { logCapture } from './helpers/log-capture'
+import { fromTestRunner } from './helpers/warnings'
 import { bounded } from './helpers/wait'
 
 /**
@@ -738,7 +739,9 @@ test(faultTest('option-fuzz'), async (t) => {
 
   let current = 'before the first case'
   const escaped: string[] = []
-  const onWarning = (warning: Error): void => { escaped.push(`warning ${warning.name}: ${warning.message} during ${current}`) }
+  const onWarning = (warning: Error): void => {
+    if (!fromTestRunner(warning)) escaped.push(`warning ${warning.name}: ${warning.message} during ${current}`)
+  }
   const onUncaught = (err: Error): void => { escaped.push(`uncaught ${err?.message} during ${current}`) }
   const onUnhandled = (reason: unknown): void => { escaped.push(`unhandled rejection ${String(reason)} during ${current}`) }
   process.on('warning', onWarning)

@@ -9,9 +9,25 @@ test('defaults fit a 30 s Kubernetes grace period and are frozen', async (t) => 
   const options = resolveOptions(undefined)
   t.same(
     { ...options, exit: typeof options.exit },
-    { preStopDelay: 0, drainTimeout: 10_000, forceTimeout: 3_000, idleCloseDelay: 1_000, gracePeriod: 30_000, signals: ['SIGTERM', 'SIGINT'], duplicateSignalWindow: 100, handleSignals: true, exit: 'function', retryAfter: 5,
-      readiness: false, liveness: false, preStopRoute: false, telemetry: [], telemetryTimeout: 5_000,
-      websocket: { reason: 'server shutting down', closeTimeout: 1_000 } }
+    {
+      preStopDelay: 0,
+      drainTimeout: 10_000,
+      forceTimeout: 3_000,
+      idleCloseDelay: 1_000,
+      gracePeriod: 30_000,
+      signals: ['SIGTERM', 'SIGINT'],
+      duplicateSignalWindow: 100,
+      handleSignals: true,
+      exit: 'function',
+      retryAfter: 5,
+      readiness: false,
+      liveness: false,
+      preStopRoute: false,
+      probeServer: false,
+      telemetry: [],
+      telemetryTimeout: 5_000,
+      websocket: { reason: 'server shutting down', closeTimeout: 1_000 }
+    }
   )
   t.ok(options.preStopDelay + options.drainTimeout + options.forceTimeout < options.gracePeriod)
   t.ok(Object.isFrozen(options))
@@ -51,6 +67,16 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['an open preStop route', { preStopRoute: { path: '/prestop' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute` to be an object naming a `header` or an `allow` list \(an open endpoint would let any client stop the service\)/],
   ['a preStop header without a value', { preStopRoute: { path: '/prestop', header: { name: 'x-token', value: '' } } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.header`/],
   ['a preStop allow-list of host names', { preStopRoute: { path: '/prestop', allow: ['localhost'] } }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopRoute.allow` to be a non-empty array of IP addresses, got `\["localhost"\]`/],
+  ['a probe server that is not an object', { readiness: { path: '/readyz' }, probeServer: 9000 }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer` to be false or an object such as `\{ port: 9000 \}`, got `9000` \(number\)/],
+  ['a probe server without a port', { readiness: { path: '/readyz' }, probeServer: {} }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer.port` to be a whole number from 0 to 65535 \(0: any free port\), got `undefined`/],
+  ['a probe port as a string', { readiness: { path: '/readyz' }, probeServer: { port: '9000' } }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer.port`.*got `"9000"` \(string\)/],
+  ['a probe port past 65535', { readiness: { path: '/readyz' }, probeServer: { port: 65536 } }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer.port`.*got `65536`/],
+  ['a fractional probe port', { readiness: { path: '/readyz' }, probeServer: { port: 90.5 } }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer.port`.*got `90.5`/],
+  ['a probe host that is neither an address nor a host name', { readiness: { path: '/readyz' }, probeServer: { port: 9000, host: 'http://0.0.0.0' } }, 'FST_SHUTDOWN_INVALID_OPTION',
+    /`probeServer.host` to be an IP address or a host name \(leave it out to listen on every interface, where the kubelet reaches the pod\), got `"http:\/\/0.0.0.0"`/],
+  ['an unknown key in the probe server', { readiness: { path: '/readyz' }, probeServer: { port: 9000, path: '/readyz' } }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `probeServer.path`; the options are `probeServer.port`, `probeServer.host`/],
+  ['a probe server with no route to serve', { probeServer: { port: 9000 } }, 'FST_SHUTDOWN_INVALID_OPTION',
+    /`probeServer` to be used with at least one of `readiness`, `liveness` or `preStopRoute`, the routes it serves, got `\{"port":9000\}` \(object\)/],
   ['telemetry without shutdown()', { telemetry: { forceFlush: async () => {} } }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetry` to be a NodeSDK, a provider, or anything with an async `shutdown\(\)`/],
   ['a telemetry list with a bad entry', { telemetry: [{ shutdown: async () => {} }, 'sdk'] }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetry`/],
   ['a negative telemetryTimeout', { telemetryTimeout: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`telemetryTimeout`.*got `-1`/],

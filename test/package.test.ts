@@ -196,11 +196,13 @@ t.test('@arethetypeswrong/cli finds no problem in any resolution mode', async (t
     analysis: {
       types: { kind: string } | false
       problems: unknown[]
-      entrypoints: Record<string, { resolutions: Record<string, {
-        resolution?: { fileName: string }
-        implementationResolution?: { fileName: string }
-        visibleProblems?: unknown[]
-      }> }>
+      entrypoints: Record<string, {
+        resolutions: Record<string, {
+          resolution?: { fileName: string }
+          implementationResolution?: { fileName: string }
+          visibleProblems?: unknown[]
+        }>
+      }>
     }
     problems?: Record<string, unknown[]>
   }

@@ -1,5 +1,6 @@
-// `npm test`: the type tests, then the tap suite, then one plain `N passed, N failed` line for CI.
+// `npm test`: the type tests, then the tap suite, then one plain `N passed, N failed, N skipped` line for CI.
 import { spawn } from 'node:child_process'
+import { tally } from './helpers/tally.mjs'
 
 function run (command, args) {
   return new Promise((resolve) => {
@@ -25,22 +26,6 @@ const suites = [
   await run('npx', ['tap', '--jobs', '1', ...alone])
 ]
 
-let passed = 0
-let failed = 0
-const typeTests = /Tests:\s+(?:(\d+) failed, )?(\d+) passed/.exec(types.output)
-if (typeTests) {
-  passed += Number(typeTests[2])
-  failed += Number(typeTests[1] ?? 0)
-} else if (types.code !== 0) failed++
-for (const suite of suites) {
-  const summary = [...suite.output.matchAll(/# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/g)].at(-1)
-  if (summary) {
-    passed += Number(summary[2])
-    failed += Number(summary[1]) - Number(summary[2])
-  } else failed++
-  if (suite.code !== 0) failed = Math.max(failed, 1)
-}
-if (types.code !== 0) failed = Math.max(failed, 1)
-
-console.log(`${passed} passed, ${failed} failed`)
+const { failed, line } = tally(types, suites)
+console.log(line)
 process.exitCode = failed === 0 ? 0 : 1

@@ -97,3 +97,41 @@ test('without telemetry the report has no telemetry section', async (t) => {
   const { fastify } = await app(t, {})
   t.notOk('telemetry' in await fastify.shutdown.start())
 })
+
+test('a direct fastify.close(), as a test runner or fastify-cli calls it, resolves only after the telemetry flush and the report', async (t) => {
+  const order: string[] = []
+  const exits: number[] = []
+  const fastify = Fastify()
+  await fastify.register(fastifyShutdown, {
+    handleSignals: false,
+    exit: (code) => { exits.push(code) },
+    telemetry: { shutdown: () => new Promise<void>((resolve) => setImmediate(() => { order.push('telemetry'); resolve() })) }
+  })
+  fastify.addHook('onClose', async () => { order.push('onClose') })
+  await fastify.ready()
+  await fastify.close()
+  order.push('close() resolved')
+  t.same(order, ['onClose', 'telemetry', 'close() resolved'])
+  t.match(fastify.shutdown.report, { outcome: 'completed', exitCode: 0, trigger: { type: 'manual', reason: 'fastify.close()' }, telemetry: { confirmed: true } })
+  t.same(exits, [], 'the caller of close() decides the exit')
+})
+
+test('a fastify.close() called while the shutdown\'s own close runs resolves only after the report', async (t) => {
+  const order: string[] = []
+  const fastify = Fastify()
+  await fastify.register(fastifyShutdown, {
+    handleSignals: false,
+    exit: false,
+    telemetry: { shutdown: () => new Promise<void>((resolve) => setImmediate(() => { order.push('telemetry'); resolve() })) }
+  })
+  let theirs: Promise<void> | null = null
+  fastify.addHook('onClose', async () => {
+    order.push('onClose')
+    theirs = fastify.close().then(() => { order.push('their close() resolved') })
+  })
+  await fastify.ready()
+  const report = await fastify.shutdown.start()
+  await theirs
+  t.same(order, ['onClose', 'telemetry', 'their close() resolved'])
+  t.match(report, { outcome: 'completed', trigger: { type: 'manual' } })
+})

@@ -1,4 +1,5 @@
 import type { FastifyPluginCallback } from 'fastify'
+import type { AddressInfo } from 'node:net'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -80,8 +81,27 @@ declare namespace fastifyShutdown {
      * `header` or `allow` is required: an open endpoint would let any client stop the service.
      */
     header?: { name: string, value: string }
-    /** Or call from one of these addresses (the kubelet calls from the node's IP). */
+    /**
+     * Or call from one of these addresses. Unsafe alone on the app's port: behind a NodePort or LoadBalancer
+     * Service with `externalTrafficPolicy: Cluster` (or a host-network ingress, or an in-pod proxy) outside
+     * traffic arrives from a node's (or the proxy's) address too, so `register` warns. Use `header`, and
+     * serve the route with `probeServer`.
+     */
     allow?: readonly string[]
+  }
+
+  export interface ProbeServerOptions {
+    /**
+     * The port of the probe server: one the app does not listen on and the Service does not expose, so only
+     * what reaches the pod directly (the kubelet) can call it. 0 takes any free port (tests).
+     */
+    port: number
+    /**
+     * The address to listen on.
+     * @default every interface (`::`, or `0.0.0.0` without IPv6), as `net.Server.listen()` without a host:
+     * the kubelet calls the pod's IP
+     */
+    host?: string
   }
 
   export interface FastifyShutdownOptions {
@@ -107,19 +127,21 @@ declare namespace fastifyShutdown {
      * A keep-alive connection that carried a request within this time when draining starts (or a response
      * since) is kept open for the rest of it: a request its client was already sending gets a 503 with
      * `Connection: close` instead of a reset, and the connection closes when the time is up. One idle longer
-     * is closed at once. Part of the drain, so at most `drainTimeout`.
-     * @default 1000, or `drainTimeout` when that is shorter
+     * is closed at once. Part of the drain, so at most `drainTimeout`; the default shrinks to a shorter one.
+     * @default 1000
      */
     idleCloseDelay?: number
     /**
      * Time the platform allows between the first signal and SIGKILL (Kubernetes'
-     * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` must fit in it.
+     * `terminationGracePeriodSeconds` × 1000). `preStopDelay + drainTimeout + forceTimeout` (+ `telemetryTimeout`
+     * with `telemetry`) must fit in it.
      * `Infinity` when nothing will kill the process.
      * @default 30000
      */
     gracePeriod?: number
     /**
-     * Signals that start the shutdown; any second one forces it.
+     * Signals that start the shutdown; any further one forces it, except the first one again within
+     * `duplicateSignalWindow`.
      * @default ['SIGTERM', 'SIGINT']
      */
     signals?: readonly NodeJS.Signals[]
@@ -166,6 +188,15 @@ declare namespace fastifyShutdown {
      */
     preStopRoute?: PreStopRouteOptions | false
     /**
+     * Serve `readiness`, `liveness` and `preStopRoute` from a small server of the plugin's own on this port,
+     * not on the app's: there they are absent. It starts when the app listens, is never drained or refused by
+     * the shutdown, answers until the report is out (right before exit), and closes with `fastify.close()`.
+     * A port the app listens on too is refused when the app listens (`FST_SHUTDOWN_PROBE_PORT_CONFLICT`).
+     * `false` keeps the routes on the app's port.
+     * @default false
+     */
+    probeServer?: ProbeServerOptions | false
+    /**
      * Telemetry to shut down once the drain and `fastify.close()` are over, so the spans, metrics and logs of
      * the last requests and of the shutdown itself are exported. On the force path it is exported first.
      * @default []
@@ -202,6 +233,7 @@ declare namespace fastifyShutdown {
     readonly telemetryTimeout: number
     readonly websocket: Readonly<Required<Omit<WebSocketShutdownOptions, 'goodbye'>> & Pick<WebSocketShutdownOptions, 'goodbye'>> | false
     readonly preStopRoute: Readonly<ProbeRouteOptions & Required<Pick<ProbeRouteOptions, 'logLevel'>> & Pick<PreStopRouteOptions, 'header' | 'allow'>> | false
+    readonly probeServer: Readonly<ProbeServerOptions> | false
   }
 
   export type ShutdownTrigger =
@@ -248,7 +280,7 @@ declare namespace fastifyShutdown {
   export interface UnreadConnection {
     readonly remoteAddress: string
     readonly remotePort: number
-    /** Everything the connection had read, that request's first bytes included. */
+    /** Everything the connection had read, that request's first bytes included; -1 when it could not be read. */
     readonly bytesRead: number
   }
 
@@ -341,6 +373,8 @@ declare namespace fastifyShutdown {
     readonly inFlight: number
     /** The report of the shutdown once it has ended, else null. */
     readonly report: ShutdownReport | null
+    /** Where the probe server listens (its port when `probeServer.port` is 0); null without one, before listen and once closed. */
+    readonly probeAddress: AddressInfo | null
     /** Begins a scheduled shutdown; calling it again returns the same promise. */
     start (reason?: string): Promise<ShutdownReport>
     /** Runs the force path at once (starting the shutdown if needed); resolves with the report. */

@@ -21,8 +21,12 @@ import fastifyShutdown, {
   type ShutdownState,
   type ShutdownTrigger,
   type ProbeRouteOptions,
-  type PreStopRouteOptions
+  type PreStopRouteOptions,
+  type ProbeServerOptions,
+  type ConnectionsOutcome,
+  type UnreadConnection
 } from 'fastify-shutdown'
+import type { AddressInfo } from 'node:net'
 import fastifyShutdownRequired = require('fastify-shutdown')
 
 const app = Fastify()
@@ -200,6 +204,24 @@ describe('exported types', () => {
     expect<PreStopRouteOptions>().type.not.toBeAssignableFrom({ path: '/prestop', header: 'x-token' })
   })
 
+  test('probeServer: a port, and a host or not', () => {
+    expect(app.register).type.toBeCallableWith(fastifyShutdown, { readiness: { path: '/readyz' }, probeServer: { port: 9000 } })
+    expect(app.register).type.toBeCallableWith(fastifyShutdown, { liveness: { path: '/livez' }, probeServer: { port: 9000, host: '::' } })
+    expect(app.register).type.toBeCallableWith(fastifyShutdown, { probeServer: false })
+    expect(app.register).type.not.toBeCallableWith(fastifyShutdown, { probeServer: 9000 })
+    expect(app.register).type.not.toBeCallableWith(fastifyShutdown, { probeServer: { host: '0.0.0.0' } })
+    expect(app.register).type.not.toBeCallableWith(fastifyShutdown, { probeServer: { port: '9000' } })
+    expect(app.register).type.not.toBeCallableWith(fastifyShutdown, { probeServer: { port: 9000, path: '/readyz' } })
+    expect<ProbeServerOptions['host']>().type.toBe<string | undefined>()
+    expect<ResolvedShutdownOptions['probeServer']>().type.toBe<Readonly<ProbeServerOptions> | false>()
+    expect(app.shutdown.probeAddress).type.toBe<AddressInfo | null>()
+
+    // @ts-expect-error Cannot assign to 'probeAddress' because it is a read-only property
+    app.shutdown.probeAddress = null
+    // @ts-expect-error Type 'string' is not assignable to type 'number'
+    app.register(fastifyShutdown, { readiness: { path: '/readyz' }, probeServer: { port: 'http' } })
+  })
+
   test('ShutdownTrigger narrows on `type`', () => {
     const trigger = {} as ShutdownTrigger
     expect(trigger.type).type.toBe<'signal' | 'error' | 'manual' | 'prestop-route'>()
@@ -213,7 +235,9 @@ describe('exported types', () => {
     const report = {} as ShutdownReport
     expect(report.trigger).type.toBe<ShutdownTrigger>()
     expect(report.outcome).type.toBe<'completed' | 'forced'>()
-    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | undefined>()
+    expect(report.forcedBy).type.toBe<'second-signal' | 'drain-timeout' | 'fatal-error' | 'manual' | 'internal-error' | undefined>()
+    expect(report.connections.http).type.toBe<ConnectionsOutcome>()
+    expect(report.unreadConnections).type.toBe<readonly UnreadConnection[]>()
     expect(report.exitCode).type.toBe<number>()
     expect(report.startedAt).type.toBe<string>()
     expect(report.durationMs).type.toBe<number>()

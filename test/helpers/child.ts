@@ -52,6 +52,11 @@ interface Teardown {
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures')
 
+/** `_TAPJS_PROCESSINFO_COVERAGE_` for a child: off, except in `npm run coverage` (test/coverage.mjs). */
+export function childCoverage (): '0' | '1' {
+  return process.env.FASTIFY_SHUTDOWN_CHILD_COVERAGE === '1' ? '1' : '0'
+}
+
 /**
  * A fixture process. Everything it says (log lines, IPC messages, its exit) is recorded with the time it
  * arrived, and every wait is on one of those events, bounded so a broken shutdown fails instead of hanging.
@@ -192,8 +197,8 @@ export class Child {
 export async function startFixture (t: Teardown, fixture: string, config: unknown = {}, { execPath }: { execPath?: string } = {}): Promise<Child> {
   // No loaders of ours in the child. tap puts its process-tracking one back into every child it sees
   // spawned, but its coverage can be turned off: writing coverage at exit takes the child 70-100 ms, which
-  // would swamp the exit timings these tests measure.
-  const env: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+  // would swamp the exit timings these tests measure. `npm run coverage` turns it on, for the figure only.
+  const env: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: childCoverage() }
   delete env.NODE_OPTIONS
   const proc = fork(path.join(FIXTURES, `${fixture}.js`), [JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

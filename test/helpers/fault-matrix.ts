@@ -1,7 +1,7 @@
 /**
  * The fault matrix: every hostile condition the plugin promises to survive, with what an operator sees.
  * Each row is proven by the test whose title `faultTest(id)` gives; test/fault-matrix.test.ts checks that
- * every row has its test and that the README's table is the one `matrixTable()` renders.
+ * every row has its test and that the table in docs/fault-matrix.md is the one `matrixTable()` renders.
  */
 export interface FaultRow {
   readonly area: 'signals' | 'clients' | 'app code' | 'dependencies' | 'misuse' | 'resources'
@@ -29,7 +29,7 @@ export const FAULT_MATRIX = {
     exit: '0',
     within: 'last response + a few ms',
     client: 'in-flight requests complete',
-    report: '`completed`; a debug line says the duplicate was ignored'
+    report: '`completed`; an info line says the duplicate was ignored'
   },
   'deliberate-second-signal': {
     area: 'signals',
@@ -79,7 +79,7 @@ export const FAULT_MATRIX = {
     client: 'its request is cut (ECONNRESET) at drainTimeout',
     report: '`forced`, forcedBy `drain-timeout`, openRequests names method, URL, route and age'
   },
-  'slowloris': {
+  slowloris: {
     area: 'clients',
     condition: 'a slowloris connection that sent half its headers',
     exit: '0',
@@ -95,7 +95,7 @@ export const FAULT_MATRIX = {
     client: 'the upload completes and is answered, with `Connection: close`',
     report: '`completed`, counted in completedRequests'
   },
-  'pipelined': {
+  pipelined: {
     area: 'clients',
     condition: 'requests pipelined on one keep-alive socket across the moment draining starts',
     exit: '0',
@@ -110,6 +110,14 @@ export const FAULT_MATRIX = {
     within: 'last response + idleCloseDelay at most',
     client: 'every request is answered: 200, or 503 with `Connection: close` and `Retry-After`; then ECONNREFUSED, never a reset',
     report: '`completed`, the 503s counted in rejectedRequests, `unreadConnections` empty'
+  },
+  'own-code-throws': {
+    area: 'misuse',
+    condition: 'the plugin\'s own code throws inside a Node callback while draining (here: a connection whose `bytesRead` throws)',
+    exit: '0',
+    within: 'last response + a few ms',
+    client: 'requests in flight complete; other idle connections close as usual',
+    report: '`completed`; `errors` names the internal error; the connection it could not read is destroyed once alone and listed in `unreadConnections`; never forcedBy `manual`'
   },
   'never-reads': {
     area: 'clients',
@@ -247,13 +255,13 @@ export const FAULT_MATRIX = {
     client: 'the server never starts',
     report: 'FST_SHUTDOWN_ALREADY_REGISTERED'
   },
-  'encapsulated': {
+  encapsulated: {
     area: 'misuse',
-    condition: 'registering inside an encapsulated child context',
-    exit: 'register rejects',
-    within: 'at register',
+    condition: 'registering inside an encapsulated context while routes live outside it',
+    exit: '`ready()` and `listen()` reject',
+    within: 'at ready',
     client: 'the server never starts',
-    report: 'FST_SHUTDOWN_NOT_ROOT'
+    report: 'FST_SHUTDOWN_ROUTES_OUT_OF_REACH, naming those routes'
   },
   'option-fuzz': {
     area: 'misuse',
@@ -298,7 +306,7 @@ export function faultTest (id: FaultId): string {
 
 const cell = (text: string): string => text.replaceAll('|', '\\|')
 
-/** The README's table. */
+/** The table in docs/fault-matrix.md. */
 export function matrixTable (): string {
   const lines = [
     '| | Condition | Exit | Within | The client sees | The report says |',

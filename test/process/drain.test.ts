@@ -158,7 +158,11 @@ test('a response that said keep-alive before the shutdown leaves its socket idle
   t.equal(exit.code, 0)
   const afterLast = exit.at - lastResponseEndAt
   t.ok(afterLast < idleCloseDelay + PROMPT_MS, `exited ${Math.round(afterLast)} ms after the last response ended (limit ${idleCloseDelay + PROMPT_MS} ms)`)
-  t.match(await child.report(), { outcome: 'completed', completedRequests: 2, connections: { http: { closedAfterGrace: 1 } } })
+  const report = await child.report()
+  t.match(report, { outcome: 'completed', completedRequests: 2 })
+  // The idle socket is closed at once or after its own grace, depending on how long ago its request came.
+  const http = (report.connections as { http: { closedIdle: number, closedAfterGrace: number } }).http
+  t.ok(http.closedAfterGrace >= 1 && http.closedIdle + http.closedAfterGrace === 2, `the stream's socket closed after the grace (${JSON.stringify(http)})`)
 })
 
 test(`a busy keep-alive client: its last response says Connection: close and the process exits 0 within ${PROMPT_MS} ms of it`, async (t) => {

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { startFixture, type LogLine } from '../helpers/child'
 import { faultTest } from '../helpers/fault-matrix'
 import { get, keepAliveAgent } from '../helpers/http'
@@ -368,4 +369,27 @@ test(faultTest('idle-10k'), async (t) => {
   t.match(report, { outcome: 'completed', exitCode: 0, completedRequests: 0, rejectedRequests: 0, openRequests: [], errors: [] })
   t.notOk('forcedBy' in report, 'nothing was forced')
   t.same(await child.hits(), { '/idle': IDLE_CONNECTIONS }, 'every request was answered, once')
+})
+
+const NOT_IN_USE_MS = 200
+const IDLE_1K_EXIT_MS = 300
+
+test(`1,000 idle keep-alive connections no longer in use: exit 0 within ${IDLE_1K_EXIT_MS} ms of SIGTERM`, async (t) => {
+  const child = await startFixture(t, FIXTURE, { shutdown: { idleCloseDelay: NOT_IN_USE_MS } })
+  const idle = new IdleConnections(child.port)
+  t.teardown(() => idle.destroy())
+  await idle.open(1_000)
+  // The condition under test, not a wait for its outcome: the last connection's request is older than
+  // idleCloseDelay, so none is in use any more.
+  await sleep(NOT_IN_USE_MS)
+
+  const signalledAt = Date.now()
+  child.signal('SIGTERM')
+  await idle.everyClosed()
+  const exit = await child.exited()
+  t.equal(exit.code, 0)
+  const exitedAfter = ((await child.log('fixture exit')).time as number) - signalledAt
+  t.ok(exitedAfter < IDLE_1K_EXIT_MS, `exited ${exitedAfter} ms after SIGTERM (limit ${IDLE_1K_EXIT_MS} ms)`)
+  t.equal(idle.errors, 0, 'none was reset')
+  t.match(await child.report(), { outcome: 'completed', connections: { http: { closedIdle: 1_000, closedAfterGrace: 0 } } })
 })

@@ -67,7 +67,12 @@ for (const tls of [true, false]) {
     t.same(await child.hits(), { '/slow/:id': 1 }, 'the refused stream never reached a handler')
     t.match(await child.log('http2 sessions closed'), { closed: 1 })
     t.match(await child.report(), {
-      outcome: 'completed', exitCode: 0, completedRequests: 1, rejectedRequests: 0, openRequests: [], errors: [],
+      outcome: 'completed',
+      exitCode: 0,
+      completedRequests: 1,
+      rejectedRequests: 0,
+      openRequests: [],
+      errors: [],
       connections: { http2: { destroyed: 0 } }
     })
   })

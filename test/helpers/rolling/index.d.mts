@@ -7,6 +7,16 @@ export const LIVENESS_PATH: string
 export const CHECK_INTERVAL_MS: number
 /** Version line of the installed haproxy, or null when there is none. */
 export function haproxyVersion (): string | null
+
+/** A running HAProxy on 127.0.0.1, in front of `servers`. */
+export interface Haproxy {
+  /** Its frontend's port. */
+  readonly port: number
+  tail (lines?: number): string
+  stop (): Promise<void>
+}
+/** Starts HAProxy with its config in `dir`; resolves once its frontend answers and every server is UP. */
+export function startHaproxy (options: { dir: string, servers: readonly number[], slots: number, checkPath?: string, checkIntervalMs?: number }): Promise<Haproxy>
 /** The scripts the two scenarios run. */
 export const APPS: { readonly plugin: string, readonly baseline: string }
 
@@ -112,3 +122,39 @@ export interface ScenarioResult {
 
 export function runRollingRestart (options: RunOptions): Promise<ScenarioResult>
 export function formatTable (results: readonly ScenarioResult[]): string
+
+/** One request of the load (load.mjs). */
+export interface LoadRecord {
+  kind: 'fast' | 'slow' | 'long'
+  method: string
+  path: string
+  start: number
+  end: number
+  status: number
+  error: string | null
+  body: string | null
+  reused: boolean
+  localPort: number
+}
+
+export interface LoadOptions {
+  port: number
+  /** What the fast loops GET; `/orders/1` by default. */
+  fastPath?: string
+  fastLoops?: number
+  slowLoops?: number
+  slowMs?: readonly [number, number]
+  longLoops?: number
+  longMs?: readonly [number, number]
+  maxMs?: number
+  maxRequests?: number
+}
+
+export interface Load {
+  readonly records: readonly LoadRecord[]
+  warm (count: number): Promise<void>
+  stop (): Promise<{ records: LoadRecord[], stoppedBy: 'stop' | 'maxMs' | 'maxRequests', startedAt: number, endedAt: number }>
+}
+
+/** Closed loops of keep-alive requests against the example app's routes, bounded by `maxMs` and `maxRequests`. */
+export function startLoad (options: LoadOptions): Load

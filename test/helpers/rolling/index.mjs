@@ -1,5 +1,6 @@
 // The rolling-restart harness, shared by test/rolling/rolling-restart.test.ts and bench/rolling-restart.mjs.
 // Plain ESM so that the bench runs under plain Node, without the test runner's TypeScript loader.
-export { CHECK_INTERVAL_MS, LIVENESS_PATH, READINESS_PATH, haproxyVersion } from './haproxy.mjs'
+export { CHECK_INTERVAL_MS, LIVENESS_PATH, READINESS_PATH, haproxyVersion, startHaproxy } from './haproxy.mjs'
 export { APPS } from './replica.mjs'
 export { DEFAULTS, formatTable, runRollingRestart } from './scenario.mjs'
+export { startLoad } from './load.mjs'
