@@ -21,13 +21,18 @@ const VARIANTS = [
 ]
 
 const SETTINGS = {
-  // Compilation settles within the first ~2,500 requests: a window that starts earlier counts the JIT.
-  full: { instructionRounds: 2, n1: 3000, n2: 6000, throughputRounds: 5, durationS: 3, warmUpS: 2, connections: 10 },
+  // V8 still compiles well past the first few thousand requests (node --trace-opt on this server: the last
+  // functions reach an optimizing tier near request 11,000 on Node 22, 13,000 on Node 20 and 16,000 on Node
+  // 24), and a window that counts compilation counts one-off work, not the cost of a request.
+  full: { instructionRounds: 2, n1: 17_000, n2: 21_000, throughputRounds: 5, durationS: 3, warmUpS: 2, connections: 10 },
   // autocannon ends a run on its once-a-second tick: 1 s is its shortest.
   smoke: { instructionRounds: 1, n1: 20, n2: 40, throughputRounds: 1, durationS: 1, warmUpS: 0, connections: 10 }
 }
 
 const PARTS = ['instructions', 'throughput']
+
+/** The most the plugin with default options may add to bare Fastify's instructions per request, in %. */
+const BUDGET_PERCENT = 2
 
 const isVariant = (variant) => (run) => run.variant === variant
 const percentOver = (a, b) => (a / b - 1) * 100
@@ -60,6 +65,7 @@ async function measureInstructions ({ instructionRounds: rounds, n1, n2 }, log) 
 
   const perRequest = (run) => run.perRequest
   return {
+    overBare: paired(runs, rounds, [isVariant('shutdown'), isVariant('bare')], perRequest, percentOver),
     table: {
       title: `Instructions per request (callgrind, requests ${count(n1 + 1)} to ${count(n2)}, ${rounds} round${rounds > 1 ? 's' : ''})`,
       columns: ['variant', 'instructions / request: median (min–max)', 'vs bare, same round: median (min to max)'],
@@ -68,8 +74,9 @@ async function measureInstructions ({ instructionRounds: rounds, n1, n2 }, log) 
         'Each count is one server under valgrind --tool=callgrind, node --predictable: uninstrumented through start-up and ' +
           `${count(n1)} requests (JIT warm-up), then callgrind_control turns counting on for ${count(n2 - n1)} more, one at a time on one keep-alive socket, ` +
           'and dumps the count. Every round counts each variant once, the order reversed every other round.',
-        `Noise: ${bareNoise(runs, perRequest, 'the bare counts', 2)}; two identical servers agree to about 0.2 %. ` +
-          'Target for the plugin with default options: at most +2 %.',
+        `Noise: ${bareNoise(runs, perRequest, 'the bare counts', 2)}; two identical servers agree to about 0.3 % on Node 20 and 24. ` +
+          `Budget for the plugin with default options: at most +${BUDGET_PERCENT} % (a full run fails when every round is past it). ` +
+          'On Node 22 a count can move by up to 5 % from run to run whatever the variant: V8 leaves some of Node\'s own timer code (timers\' insert, setUnrefTimeout) in baseline code in some runs, as callgrind_annotate on the dumps shows (CALLGRIND_KEEP in bench/instructions.mjs).',
         'The shutdownSignal variant\'s handler reads request.shutdownSignal (made on first read: an AbortController per request, tracked until the ' +
           'request closes) and the app has the two probe routes.',
         'Callgrind runs a server about 100 times slower than normal, so under-pressure\'s sampleInterval and maxEventLoopDelay are scaled by 100 for ' +
@@ -156,9 +163,16 @@ export const suite = {
     const tables = []
     const raw = { settings }
     if (parts.includes('instructions')) {
-      const { table, raw: counts } = await measureInstructions(settings, log)
+      const { table, raw: counts, overBare } = await measureInstructions(settings, log)
       tables.push(table)
       raw.instructions = counts
+      // A smoke run's windows are far too short to say anything. A cost of the plugin's shows in every round;
+      // on Node 22, V8 leaves some of Node's own timer code unoptimized in some runs and not others (callgrind
+      // names it: timers' insert and setUnrefTimeout in baseline code), which moves one count by up to 5 %.
+      if (!smoke && overBare.min > BUDGET_PERCENT) {
+        throw new Error(`the plugin with default options costs +${overBare.median.toFixed(2)} % instructions per request over bare Fastify ` +
+          `(rounds: ${overBare.min.toFixed(2)} to ${overBare.max.toFixed(2)} %), past its budget of +${BUDGET_PERCENT} % in every round\n${markdown([table])}`)
+      }
     }
     if (parts.includes('throughput')) {
       const { table, raw: runs } = await measureThroughput(settings, log)

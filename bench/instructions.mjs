@@ -4,9 +4,12 @@
 // the same work in the same order.
 //
 //   npm run build && node bench/instructions.mjs [variant ...]     (N1=3000 N2=6000 by default, from the env)
+//
+// CALLGRIND_KEEP=<dir> keeps each window's dump there as <variant>.callgrind, for
+// `callgrind_annotate --inclusive=yes <dir>/shutdown.callgrind` to name where the instructions go.
 import { execFile, fork } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -61,6 +64,7 @@ export async function instructionsPerRequest (variant, n1, n2) {
       for (let i = n1; i < n2; i++) await request(port, '/', agent)
       await callgrindControl(child.pid, '--dump=window')
       const instructions = Number(/^summary:\s+(\d+)/m.exec(readFileSync(`${out}.1`, 'utf8'))[1])
+      if (process.env.CALLGRIND_KEEP) copyFileSync(`${out}.1`, join(process.env.CALLGRIND_KEEP, `${variant}.callgrind`))
       await request(port, '/exit', agent).catch(() => {})
       return instructions
     }

@@ -1,10 +1,13 @@
 // `npm run bench`: every benchmark suite in one run, on one machine, written down with the machine.
 //
-//   npm run build && node bench/run.mjs [--smoke] [--only hot-path,rolling] [--out bench/results]
+//   npm run build && node bench/run.mjs [--smoke] [--only hot-path,rolling] [--rounds 3] [--out bench/results]
 //
 //   --smoke   one tiny round of each suite (CI runs it so that the suites cannot rot; nothing is asserted)
 //   --only    the suites to run, by name, in the usual order whatever the order given
+//   --rounds  rounds for the suites that take a number of rounds (stop, busy, force) instead of their own
 //   --out     where results.json, RESULTS.md and the charts (SVG) go; default bench/results
+//
+// Every heading names the Node.js line that produced the figures: run it once per line (PATH= the line's node).
 //
 // A suite is a module bench/<name>.mjs exporting `suite = { name, title, run({ smoke, log }) }`, where run
 // resolves with `{ tables: [{ title, columns, rows, notes }], raw, charts: [{ file, svg }] }`. A suite that
@@ -21,18 +24,19 @@ import { parseArgs } from 'node:util'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 /** Every suite, in the order they run and appear in the results. */
-const SUITES = ['hot-path', 'memory', 'stop', 'force', 'rolling']
+const SUITES = ['hot-path', 'memory', 'stop', 'busy', 'force', 'rolling']
 
 /**
  * What each suite may take in a smoke run on a loaded 2-core machine: together under four minutes, the
  * budget of the CI smoke test. Past it the runner warns; it never fails a run for time.
  */
-const SMOKE_BUDGET_MS = { 'hot-path': 80_000, memory: 30_000, stop: 40_000, force: 30_000, rolling: 30_000 }
+const SMOKE_BUDGET_MS = { 'hot-path': 80_000, memory: 30_000, stop: 40_000, busy: 20_000, force: 30_000, rolling: 30_000 }
 
 const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     only: { type: 'string' },
+    rounds: { type: 'string' },
     out: { type: 'string', default: 'bench/results' }
   }
 })
@@ -41,6 +45,8 @@ const wanted = values.only === undefined ? SUITES : values.only.split(',').map((
 for (const name of wanted) {
   if (!SUITES.includes(name)) throw new TypeError(`Expected --only to list suites among ${SUITES.join(', ')}, got "${name}"`)
 }
+const rounds = values.rounds === undefined ? undefined : Number(values.rounds)
+if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) throw new TypeError(`Expected --rounds to be a positive integer, got "${values.rounds}"`)
 if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) {
   console.error('dist/ is missing: run `npm run build` first (the benchmarks load the built plugin)')
   process.exit(1)
@@ -68,7 +74,7 @@ for (const name of SUITES.filter((n) => wanted.includes(n))) {
     if (typeof suite?.run !== 'function') throw new TypeError(`bench/${name}.mjs exports no \`suite\` with a run() method`)
     title = suite.title
     log(`${title}${values.smoke ? ' (smoke)' : ''}`)
-    const result = await suite.run({ smoke: values.smoke, log })
+    const result = await suite.run({ smoke: values.smoke, log, rounds })
     const durationMs = Math.round(performance.now() - begin)
     checkResult(name, result)
     suites.push({ name, title, status: 'ok', durationMs, tables: result.tables, raw: result.raw, charts: (result.charts ?? []).map((c) => c.file), svgs: result.charts ?? [] })
@@ -162,8 +168,9 @@ function describeMachine () {
 }
 
 function toMarkdown ({ command, date, durationMs, smoke, machine, suites }) {
+  const line = `Node ${machine.node}`
   const lines = [
-    `# Benchmark results${smoke ? ' (smoke run: one tiny round, not for quoting)' : ''}`,
+    `# Benchmark results on ${line}${smoke ? ' (smoke run: one tiny round, not for quoting)' : ''}`,
     '',
     `\`${command}\` on ${date.slice(0, 10)}, ${Math.round(durationMs / 1000)} s in all.`,
     '',
@@ -177,8 +184,13 @@ function toMarkdown ({ command, date, durationMs, smoke, machine, suites }) {
       ['load average (1, 5, 15 min) before → after', `${machine.loadAverageBefore.join(', ')} → ${machine.loadAverageAfter.join(', ')}`]
     ])
   ]
+  const busiest = Math.max(machine.loadAverageBefore[0], machine.loadAverageAfter[0])
+  if (busiest > machine.cores) {
+    lines.push('', `The machine was shared and loaded while this ran (1-minute load average up to ${busiest} on ${machine.cores} cores): ` +
+      'wall-clock figures (requests/s, times to stop and exit) are noisy, read their min–max spreads; instruction counts are not affected.')
+  }
   for (const suite of suites) {
-    lines.push('', `## ${suite.title ?? suite.name}`, '')
+    lines.push('', `## ${suite.title ?? suite.name} (${line})`, '')
     if (suite.status === 'missing') {
       lines.push(`Not run: bench/${suite.name}.mjs is not there.`)
       continue
@@ -189,7 +201,7 @@ function toMarkdown ({ command, date, durationMs, smoke, machine, suites }) {
     }
     lines.push(`\`${suite.name}\`, ${(suite.durationMs / 1000).toFixed(1)} s.`)
     for (const t of suite.tables) {
-      lines.push('', `### ${t.title}`, '', table(t.columns, t.rows))
+      lines.push('', `### ${t.title} (${line})`, '', table(t.columns, t.rows))
       for (const note of t.notes ?? []) lines.push('', note)
     }
     for (const file of suite.charts) lines.push('', `![${file}](${file})`)

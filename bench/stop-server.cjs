@@ -5,12 +5,13 @@
 //   variant: 'plugin' | 'baseline',
 //   hold?: n,                 // the 'held' message is sent once n requests wait in /hold
 //   keepAliveTimeout?: ms,    // Fastify's own (72 s) otherwise
-//   graceDelay?: ms           // baseline: close-with-grace's `delay`; its default (10 s) otherwise
+//   graceDelay?: ms,          // baseline: close-with-grace's `delay`; its default (10 s) otherwise
+//   pluginOptions?: {...}     // plugin: its options; its defaults otherwise
 // }
-// plugin: fastify-shutdown from dist/ with its defaults (preStopDelay 0). baseline: what apps write today,
-// close-with-grace calling fastify.close().
-// GET / answers at once. GET /hold waits for {type: 'release', afterMs}: every held request, those to come
-// included, answers afterMs after that message arrives.
+// plugin: fastify-shutdown from dist/ with its defaults (preStopDelay 0) unless pluginOptions says otherwise.
+// baseline: what apps write today, close-with-grace calling fastify.close().
+// GET / answers at once. GET /slow answers after 300 ms. GET /hold waits for {type: 'release', afterMs}:
+// every held request, those to come included, answers afterMs after that message arrives.
 
 const Fastify = require('fastify')
 const { listenAndTimeExit } = require('./lib-server.cjs')
@@ -27,7 +28,7 @@ const app = Fastify({
 })
 
 if (config.variant === 'plugin') {
-  app.register(require('..'))
+  app.register(require('..'), config.pluginOptions ?? {})
 } else if (config.variant === 'baseline') {
   const closeWithGrace = require('close-with-grace')
   closeWithGrace(config.graceDelay === undefined ? {} : { delay: config.graceDelay }, async () => {
@@ -45,6 +46,10 @@ process.on('message', (message) => {
 })
 
 app.get('/', async () => ({ hello: 'world' }))
+app.get('/slow', async () => {
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  return { slow: true }
+})
 app.get('/hold', async () => {
   holding++
   if (holding === config.hold) process.send({ type: 'held', holding })

@@ -200,7 +200,7 @@ export class ConnectionTracker {
     // The newest request names the route that holds the connection; with pipelining it is the last in line.
     for (const socket of this.busySockets()) {
       const last = lastResponseOwed(socket)
-      open.push(openRequestOf(last, now, requestOf(last)))
+      open.push(openRequestOf(last, socket[kLastRequestAt], now, requestOf(last)))
     }
     return open
   }
@@ -376,16 +376,18 @@ export function lastResponseOwed (socket: NotedSocket): NotedResponse {
   return tail !== undefined && !tail.writableFinished ? tail : responseOwed(socket) as NotedResponse
 }
 
-/** A request still open, from what the drain hook noted about it; `raw` stands in when nothing was noted. */
-export function openRequestOf (notes: RequestNotes, now: number, raw?: IncomingMessage): OpenRequest {
+/**
+ * A request still open, from what the drain hook noted about it and when it arrived; `raw` stands in when
+ * nothing was noted, and its age is then unknown.
+ */
+export function openRequestOf (notes: RequestNotes, arrivedAt: number | undefined, now: number, raw?: IncomingMessage): OpenRequest {
   const request = notes[kNotedReply]?.request
-  const arrivedAt = notes[kArrivedAt]
   const message = request?.raw ?? raw
   return {
     method: message?.method ?? '',
     url: message?.url ?? '',
     route: request?.routeOptions.url,
-    ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
+    ageMs: request === undefined || arrivedAt === undefined ? -1 : now - arrivedAt
   }
 }
 

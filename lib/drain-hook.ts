@@ -61,30 +61,34 @@ export function createDrainHook (
   const noteOn = activeContext === null
     ? (notes: RequestNotes, reply: FastifyReply): void => {
         notes[kNotedReply] = reply
-        notes[kArrivedAt] = Date.now()
       }
     : (notes: RequestNotes, reply: FastifyReply): void => {
         notes[kNotedReply] = reply
-        notes[kArrivedAt] = Date.now()
         notes[kNotedContext] = activeContext()
       }
   // With HTTP/1 the notes go on the response: the socket would keep them, and the request with its body,
-  // for as long as the connection idles. A response queued behind one still owed (pipelining) is out of the
-  // socket's sight until its turn comes, so the socket keeps a weak pointer to the newest.
+  // for as long as the connection idles. The socket keeps only a number, when its last request arrived,
+  // which is also the age of the request a report names on it (its newest): the one clock read per request.
+  // A response queued behind one still owed (pipelining) is out of the socket's sight until its turn comes,
+  // so the socket keeps a weak pointer to the newest.
   const noteHttp1 = (socket: NotedSocket, reply: FastifyReply): void => {
     const response = reply.raw as NotedResponse
     noteOn(response, reply)
-    socket[kLastRequestAt] = response[kArrivedAt]
+    socket[kLastRequestAt] = Date.now()
     if (responseOwed(socket) !== response) socket[kPipelineTail] = new WeakRef(response)
   }
   // With HTTP/2 the notes go on the request's stream (`request.raw.socket` is a proxy to the session's socket,
-  // which every stream of the session shares). An HTTP/1 request on the same server (`allowHTTP1`) has no
-  // stream. Also decided once: an HTTP/1 server never looks.
+  // which every stream of the session shares), with the stream's own arrival time. An HTTP/1 request on the
+  // same server (`allowHTTP1`) has no stream. Also decided once: an HTTP/1 server never looks.
   const noteArrival = http2
     ? (socket: NotedSocket, reply: FastifyReply): void => {
         const stream = (reply.raw as unknown as Http2ServerResponse).stream as RequestNotes | undefined
-        if (stream === undefined) noteHttp1(socket, reply)
-        else noteOn(stream, reply)
+        if (stream === undefined) {
+          noteHttp1(socket, reply)
+          return
+        }
+        noteOn(stream, reply)
+        stream[kArrivedAt] = Date.now()
       }
     : noteHttp1
 

@@ -5,7 +5,7 @@ import type { CompletionWatcher } from './completions'
 import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
 import type { RequestTelemetry } from './observability'
 import type { DrainParticipant } from './participants'
-import { kNotedReply, kRejected } from './symbols'
+import { kArrivedAt, kNotedReply, kRejected } from './symbols'
 
 /** A stream with what the drain hook noted about its request. */
 type NotedStream = ServerHttp2Stream & RequestNotes
@@ -66,7 +66,7 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   }
 
   openRequests (now: number): OpenRequest[] {
-    return [...this.streams].map((stream) => openRequestOf(stream, now))
+    return [...this.streams].map((stream) => openRequestOf(stream, stream[kArrivedAt], now))
   }
 
   openRequestTelemetry (): RequestTelemetry[] {

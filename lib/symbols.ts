@@ -4,7 +4,10 @@
  * reachable holds them (Node drops a finished response from its socket), so neither does the note.
  */
 export const kNotedReply = Symbol('fastify-shutdown.notedReply')
-/** When that request arrived, in `Date.now()` milliseconds. */
+/**
+ * On an HTTP/2 stream: when its request arrived, in `Date.now()` milliseconds. An HTTP/1 response needs none:
+ * the request a report names on a connection is its newest, which arrived at the connection's `kLastRequestAt`.
+ */
 export const kArrivedAt = Symbol('fastify-shutdown.arrivedAt')
 /** The OpenTelemetry context that request ran in, noted only when `telemetry` is configured. */
 export const kNotedContext = Symbol('fastify-shutdown.notedContext')

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const root = join(__dirname, '..')
-const SUITES = ['hot-path', 'memory', 'stop', 'force', 'rolling']
+const SUITES = ['hot-path', 'memory', 'stop', 'busy', 'force', 'rolling']
 
 /** The smoke's budget is about four minutes on a loaded 2-core machine; past this it is a hang. */
 const SMOKE_LIMIT_MS = 330_000
@@ -68,7 +68,7 @@ const missing = [['valgrind', '--version'], ['haproxy', '-v']].filter(([command,
 if (missing.length > 0) {
   t.plan(0, `${missing.join(' and ')} not installed (\`apt-get install -y ${missing.join(' ')}\`; CI installs both): the benchmark smoke needs them`)
 } else {
-  // Above tap's per-file timeout: the smoke of all five suites takes minutes, and this tells tap so.
+  // Above tap's per-file timeout: the smoke of all six suites takes minutes, and this tells tap so.
   t.setTimeout(SMOKE_LIMIT_MS + 30_000)
 
   t.test('node bench/run.mjs --smoke writes results, Markdown tables and SVG charts', async (t) => {

@@ -158,6 +158,24 @@ test('the drain deadline forces the shutdown and the report names what held it',
   t.notOk('closeMs' in report.phases)
 })
 
+test('the report gives an open request its own age, not its keep-alive connection\'s', async (t) => {
+  const { app, port } = await listening(t, { drainTimeout: 50, forceTimeout: 1_000 })
+  const agent = keepAliveAgent(t)
+  t.equal((await get(agent, port, '/fast').response).status, 200)
+  // An age gap on purpose, not a wait for anything: the connection is 300 ms older than the request it holds.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const sentAt = Date.now()
+  const stuck = get(agent, port, '/stuck/7')
+  await inFlight(app, 1)
+
+  const report = await app.shutdown.start()
+  const sinceSent = Date.now() - sentAt
+  await t.rejects(stuck.response, { code: 'ECONNRESET' })
+  t.match(report.openRequests, [{ url: '/stuck/7', route: '/stuck/:id' }])
+  const { ageMs } = report.openRequests[0]!
+  t.ok(ageMs >= 50 && ageMs <= sinceSent, `aged ${ageMs} ms: from its own arrival, ${sinceSent} ms ago at most, through the 50 ms drain`)
+})
+
 test(faultTest('force-before-start'), async (t) => {
   const { app, port, exits } = await listening(t)
   const stuck = get(keepAliveAgent(t), port, '/stuck/5')
