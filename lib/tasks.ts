@@ -1,13 +1,8 @@
-import createError = require('@fastify/error')
 import type { FastifyBaseLogger } from 'fastify'
 import type { ShutdownTask, TaskOutcome } from '../types'
-import { ERR_INVALID_OPTION } from './errors'
+import { ERR_INVALID_OPTION, ERR_TASK_CUT, ERR_TASK_TIMEOUT, ERR_TASK_TOO_LATE } from './errors'
 import { describe, MAX_TIMER_MS } from './options'
 import type { DrainParticipant } from './participants'
-
-export const ERR_TASK_TIMEOUT = createError<[name: string, ms: number]>('FST_SHUTDOWN_TASK_TIMEOUT', 'Shutdown task `%s` ran past its timeout of %d ms')
-export const ERR_TASK_CUT = createError<[name: string]>('FST_SHUTDOWN_TASK_CUT', 'Shutdown task `%s` was cut off by the force path')
-export const ERR_TASK_TOO_LATE = createError<[name: string]>('FST_SHUTDOWN_TASK_TOO_LATE', 'Shutdown task `%s` was added after the shutdown had started')
 
 interface Registered extends Required<Pick<ShutdownTask, 'name' | 'phase'>> {
   readonly timeout: number
