@@ -6,6 +6,7 @@ import type { DrainGate } from './drain-hook'
 import { messageOf } from './errors'
 import type { ShutdownObservability } from './observability'
 import type { DrainParticipant } from './participants'
+import type { ProbedShutdown } from './probes'
 import type { RequestSignals } from './request-signals'
 import type { ShutdownTasks } from './tasks'
 import { shutDownTelemetry } from './telemetry'
@@ -35,7 +36,7 @@ function triggerFields (trigger: ShutdownTrigger): Record<string, unknown> {
  * One server's shutdown: pre-stop → draining → closing → closed, or the force path from any of them.
  * `run()` and `force()` are idempotent and settle the same promise with the same report.
  */
-export class ShutdownSequence implements DrainGate {
+export class ShutdownSequence implements DrainGate, ProbedShutdown {
   serving = true
   state: ShutdownState = STATE.SERVING
   rejectedRequests = 0
