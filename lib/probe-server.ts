@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { ProbeLogLevel, ResolvedShutdownOptions, ShutdownReport } from '../types'
 import { ERR_PROBE_PORT_CONFLICT, ERR_PROBE_SERVER_LISTEN } from './errors'
-import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbeCaller, type ProbedShutdown } from './probes'
+import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbeCaller, type ProbedShutdown } from './probe-answers'
 
 interface ProbeRoute {
   readonly logLevel: ProbeLogLevel

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ERR_ABORTED, ERR_WRAP_UP } from './errors'
-import type { DrainParticipant } from './participants'
+import type { DrainParticipant } from './drain-participant'
 import { kRequestSignals } from './symbols'
 
 interface RequestSignalState {

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { EventEmitter } from 'node:events'
 import Fastify from 'fastify'
-import { GOING_AWAY, type Timers, WebSocketDrain, webSocketParticipant } from '../lib/websocket'
+import { GOING_AWAY, type Timers, WebSocketDrain, webSocketParticipant } from '../lib/websocket-drain'
 import { logCapture } from './helpers/log-capture'
 
 const OPTIONS = Object.freeze({ reason: 'bye', closeTimeout: 50, goodbye: 'so long' })

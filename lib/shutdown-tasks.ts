@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ShutdownTask, TaskOutcome } from '../types'
 import { ERR_INVALID_OPTION, ERR_TASK_CUT, ERR_TASK_TIMEOUT, ERR_TASK_TOO_LATE } from './errors'
 import { describe, MAX_TIMER_MS } from './options'
-import type { DrainParticipant } from './participants'
+import type { DrainParticipant } from './drain-participant'
 
 interface Registered extends Required<Pick<ShutdownTask, 'name' | 'phase'>> {
   readonly timeout: number

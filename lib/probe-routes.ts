@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedShutdownOptions, ShutdownReport } from '../types'
-import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbedShutdown } from './probes'
+import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbedShutdown } from './probe-answers'
 
 /** Route config flag: the drain hook lets these through, so a probe on an open socket still gets a true answer. */
 export const PROBE_ROUTE = 'fastifyShutdownProbe'
@@ -14,7 +14,7 @@ function send (reply: FastifyReply, { statusCode, body }: ProbeAnswer): FastifyR
 }
 
 /** The routes asked for, on the app's own port: readiness, liveness, and the guarded preStop endpoint. */
-export function addHealthRoutes (
+export function addProbeRoutes (
   fastify: FastifyInstance,
   options: ResolvedShutdownOptions,
   shutdown: ProbedShutdown,

@@ -13,7 +13,7 @@ export interface ProbedShutdown {
   readonly preStopOver: Promise<void>
 }
 
-/** What a probe answers, whichever server it is on: the app's (lib/health.ts) or its own (lib/probe-server.ts). */
+/** What a probe answers, whichever server it is on: the app's (lib/probe-routes.ts) or its own (lib/probe-server.ts). */
 export interface ProbeAnswer {
   readonly statusCode: number
   readonly body: Readonly<Record<string, unknown>>

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 
 /** Longest wait for the log destination before exiting anyway: a stuck stdout must not hold the exit. */
-export const LOG_DRAIN_BOUND_MS = 100
+export const LOG_FLUSH_BOUND_MS = 100
 
 interface AsyncDestination extends NodeJS.EventEmitter {
   _writing?: boolean
@@ -31,7 +31,7 @@ export async function logWritesSettled (log: FastifyBaseLogger): Promise<void> {
   try {
     await Promise.race([
       once(destination, 'drain', { signal: stop.signal }),
-      delay(LOG_DRAIN_BOUND_MS, undefined, { signal: stop.signal })
+      delay(LOG_FLUSH_BOUND_MS, undefined, { signal: stop.signal })
     ])
   } finally {
     stop.abort()

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
-import type { DrainParticipant } from './participants'
+import type { DrainParticipant } from './drain-participant'
 
 /** The WebSocket standard's `readyState` values, which `ws` uses. */
 const OPEN = 1
