@@ -1,6 +1,6 @@
-import { setTimeout as delay } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
+import { withinDeadline } from './deadline'
 import { LOG_FLUSH_BOUND_MS } from './log-flush'
 import { budgetFields, KILL_MARGIN_MS, worstCaseMs } from './shutdown-budget'
 
@@ -80,13 +80,6 @@ export async function pm2LogWritten (
   stdout: Pick<NodeJS.WriteStream, 'write'> = process.stdout
 ): Promise<void> {
   if (pm2?.mode !== 'cluster' || env.pm_out_log_path === undefined) return
-  const stop = new AbortController()
-  try {
-    await Promise.race([
-      new Promise<void>((resolve) => { stdout.write(env.log_date_format ? '\n' : '', 'utf8', () => resolve()) }),
-      delay(LOG_FLUSH_BOUND_MS, undefined, { signal: stop.signal })
-    ])
-  } finally {
-    stop.abort()
-  }
+  const written = new Promise<void>((resolve) => { stdout.write(env.log_date_format ? '\n' : '', 'utf8', () => resolve()) })
+  await withinDeadline(written, LOG_FLUSH_BOUND_MS)
 }

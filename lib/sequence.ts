@@ -3,6 +3,7 @@ import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownRepo
 import type { ResponseWatcher } from './response-watcher'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
+import { withinDeadline } from './deadline'
 import { messageOf } from './errors'
 import type { ShutdownTelemetry } from './shutdown-telemetry'
 import type { DrainParticipant } from './drain-participant'
@@ -30,6 +31,24 @@ function triggerFields (trigger: ShutdownTrigger): Record<string, unknown> {
   const fields: Record<string, unknown> = { trigger: describeTrigger(trigger) }
   if (trigger.type === 'error') fields.err = trigger.error
   return fields
+}
+
+/** What a shutdown works with, each part by name. */
+export interface SequenceParts {
+  readonly fastify: FastifyInstance
+  readonly options: ResolvedShutdownOptions
+  readonly connections: ConnectionTracker
+  /** Counts the responses that finish during the shutdown. */
+  readonly responses: ResponseWatcher
+  readonly log: FastifyBaseLogger
+  /** The shutdown's own spans and metrics; null without `telemetry`. */
+  readonly ownTelemetry: ShutdownTelemetry | null
+  /** Also in `participants`: named here for the report's `abortedRequests`. */
+  readonly requestSignals: RequestSignals
+  /** Also in `participants`: named here for the report's `tasks`. */
+  readonly tasks: ShutdownTasks
+  /** Everything told when draining starts and when the force path runs. */
+  readonly participants: readonly DrainParticipant[]
 }
 
 /**
@@ -69,17 +88,27 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   private telemetry: Promise<TelemetryOutcome> | null = null
   private telemetryOutcome: TelemetryOutcome | null = null
 
-  constructor (
-    private readonly fastify: FastifyInstance,
-    private readonly options: ResolvedShutdownOptions,
-    private readonly connections: ConnectionTracker,
-    private readonly responses: ResponseWatcher,
-    private readonly log: FastifyBaseLogger,
-    private readonly ownTelemetry: ShutdownTelemetry | null,
-    private readonly requestSignals: RequestSignals,
-    private readonly tasks: ShutdownTasks,
-    private readonly participants: readonly DrainParticipant[]
-  ) {}
+  private readonly fastify: FastifyInstance
+  private readonly options: ResolvedShutdownOptions
+  private readonly connections: ConnectionTracker
+  private readonly responses: ResponseWatcher
+  private readonly log: FastifyBaseLogger
+  private readonly ownTelemetry: ShutdownTelemetry | null
+  private readonly requestSignals: RequestSignals
+  private readonly tasks: ShutdownTasks
+  private readonly participants: readonly DrainParticipant[]
+
+  constructor (parts: SequenceParts) {
+    this.fastify = parts.fastify
+    this.options = parts.options
+    this.connections = parts.connections
+    this.responses = parts.responses
+    this.log = parts.log
+    this.ownTelemetry = parts.ownTelemetry
+    this.requestSignals = parts.requestSignals
+    this.tasks = parts.tasks
+    this.participants = parts.participants
+  }
 
   /** The promise of the report, once a shutdown has started; null before. */
   get finished (): Promise<ShutdownReport> | null {
@@ -261,14 +290,12 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     // Telemetry first: the spans of the requests about to be cut are ended and exported, not lost.
     this.cutSpans += this.ownTelemetry?.cut(this.connections.openRequestTelemetry()) ?? 0
     const telemetry = this.flushTelemetry(forceTimeout)
-    const bound = new Promise<'timeout'>((resolve) => this.timer(() => resolve('timeout'), forceTimeout))
     const work = (async () => {
       this.connections.destroyAll()
       await this.closeFastify()
       await telemetry
     })()
-    const outcome = await Promise.race([work, bound])
-    if (outcome === 'timeout') {
+    if (!(await withinDeadline(work, forceTimeout))) {
       this.errors.push(`force path did not finish within forceTimeout (${forceTimeout} ms)`)
     }
     this.phases.forceMs = elapsedSince(forceStart)
