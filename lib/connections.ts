@@ -80,6 +80,8 @@ export class ConnectionTracker {
   private readonly awaitingRequest = new Set<NotedSocket>()
   private closing = false
   private draining = false
+  /** Set by `closeIdleWithoutGrace()`: a direct `fastify.close()`. */
+  private graceful = true
   private readonly ended: { -readonly [K in keyof ConnectionsOutcome]: ConnectionsOutcome[K] } = {
     closedIdle: 0, closedAfterGrace: 0, closedAfterResponse: 0, destroyed: 0
   }
@@ -171,6 +173,15 @@ export class ConnectionTracker {
   }
 
   /**
+   * For a `fastify.close()` the app (or its test) calls without a shutdown of the plugin's own: idle
+   * connections close at once, as Fastify closes them, and a test's `await app.close()` does not wait out a
+   * grace for a client that is the test itself.
+   */
+  closeIdleWithoutGrace (): void {
+    this.graceful = false
+  }
+
+  /**
    * A response finished while draining. One that carried `Connection: close` ends its connection; one whose
    * headers went out before the shutdown began could not, and its client may be sending the next request
    * already: the connection gets the grace.
@@ -185,7 +196,9 @@ export class ConnectionTracker {
     process.nextTick(() => {
       this.guarded('a response finished', () => {
         if (connection.closing !== undefined || connection.inGrace === true || !this.connections.has(socket)) return
-        if (connectionState(socket, true) === 'idle') this.enterGrace(socket, connection, Date.now() + this.idleCloseDelay)
+        if (connectionState(socket, true) !== 'idle') return
+        if (this.graceful) this.enterGrace(socket, connection, Date.now() + this.idleCloseDelay)
+        else this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
       })
     })
   }
@@ -244,7 +257,7 @@ export class ConnectionTracker {
       return
     }
     const inUseUntil = Math.max(lastRequestAt ?? connection.connectedAt, connection.idleSince ?? 0) + this.idleCloseDelay
-    if (inUseUntil <= now) this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
+    if (inUseUntil <= now || !this.graceful) this.closeIfQuiet(socket, 'closedIdle', socket.bytesRead)
     else this.enterGrace(socket, connection, inUseUntil)
   }
 

@@ -200,8 +200,9 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
         hookDone()
         return
       }
-      // Liveness answers for as long as the shutdown runs, past its own fastify.close(): until the report is out.
-      if (running) {
+      // Liveness answers for as long as a shutdown of ours runs, past its own fastify.close(): until the report
+      // is out. A direct fastify.close() has reported by now, and closes it before resolving.
+      if (exits && running) {
         void running.then(() => probeServer.close())
         hookDone()
       } else {

@@ -154,6 +154,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     this.closedDirectly = true
     this.serving = false
     this.state = STATE.CLOSING
+    this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
     this.responses.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.

@@ -112,7 +112,9 @@ test('every js/ts sample listens, and drains and exits 0 on SIGTERM', async (t) 
     _TAPJS_PROCESSINFO_COVERAGE_: '0',
     OTEL_TRACES_EXPORTER: 'none',
     OTEL_METRICS_EXPORTER: 'none',
-    OTEL_LOGS_EXPORTER: 'none'
+    OTEL_LOGS_EXPORTER: 'none',
+    // Samples read the preStop token from the environment, as a pod spec passes it down.
+    PRESTOP_TOKEN: 'sample-token'
   }
   delete env.NODE_OPTIONS
   for (const [index, sample] of all.entries()) {
