@@ -1,10 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
-import type { FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
 import type { ConnectionsOutcome, OpenRequest, UnreadConnection } from '../types'
-import { closesConnection, connectionState, replaceCloseIdleConnections, requestOf, responseOwed } from './internals'
-import type { RequestTelemetry } from './observability'
+import { closesConnection, connectionState, replaceCloseIdleConnections, requestOf, responseOwed, secondaryServers } from './internals'
+import type { RequestTelemetry } from './shutdown-telemetry'
 import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
 
 /** What the drain hook notes about a request on arrival: on its response with HTTP/1, its stream with HTTP/2. */
@@ -108,6 +108,22 @@ export class ConnectionTracker {
       server.removeListener(event, this.track)
       restore()
     })
+  }
+
+  /**
+   * `onListen`: the servers Fastify opened for the other addresses of the host name it listens on drain like
+   * the first.
+   */
+  addSecondaryServers (fastify: FastifyInstance, log: FastifyBaseLogger): void {
+    const secondary = secondaryServers(fastify)
+    if (secondary !== null) {
+      for (const server of secondary) this.addServer(server)
+      return
+    }
+    const addresses = fastify.addresses()
+    if (addresses.length > 1) {
+      log.warn({ addresses }, 'fastify listens on several addresses and this version hides their servers: only fastify.server drains; listen on one host')
+    }
   }
 
   detach (): void {

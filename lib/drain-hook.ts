@@ -4,9 +4,9 @@ import { DRAINING_CODE } from './errors'
 import { STATE, type ShutdownState } from './states'
 import { lastResponseOwed, type NotedResponse, type NotedSocket, type RequestNotes } from './connections'
 import { closesConnection, responseOwed } from './internals'
-import type { RequestTelemetry } from './observability'
+import type { RequestTelemetry } from './shutdown-telemetry'
 import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail, kRejected } from './symbols'
-import { isProbeRoute } from './health'
+import { isProbeRoute } from './probe-routes'
 
 export interface DrainGate {
   /** True until a shutdown starts: the one thing the request path reads. */

@@ -48,6 +48,18 @@ export const ERR_PROBE_SERVER_LISTEN = createError<[where: string, reason: strin
   500
 )
 
+/** The reason a request's `shutdownSignal` aborts with: the force path cut it off. */
+export const ERR_ABORTED = createError('FST_SHUTDOWN_ABORTED', 'The request was cut off by the shutdown\'s force path', 503)
+
+/** The reason a request's `wrapUpSignal` aborts with: draining has started. */
+export const ERR_WRAP_UP = createError('FST_SHUTDOWN_WRAP_UP', 'The server is draining: finish up and answer', 503)
+
+export const ERR_TASK_TIMEOUT = createError<[name: string, ms: number]>('FST_SHUTDOWN_TASK_TIMEOUT', 'Shutdown task `%s` ran past its timeout of %d ms')
+
+export const ERR_TASK_CUT = createError<[name: string]>('FST_SHUTDOWN_TASK_CUT', 'Shutdown task `%s` was cut off by the force path')
+
+export const ERR_TASK_TOO_LATE = createError<[name: string]>('FST_SHUTDOWN_TASK_TOO_LATE', 'Shutdown task `%s` was added after the shutdown had started')
+
 /** An error's message for the report, whatever was thrown. */
 export function messageOf (err: unknown): string {
   return err instanceof Error ? err.message : String(err)

@@ -1,8 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { readFileSync } from 'node:fs'
 import type { ResolvedShutdownOptions } from '../types'
-import { KILL_MARGIN_MS } from './budget'
-import { worstCaseMs } from './options'
+import { KILL_MARGIN_MS, worstCaseMs } from './shutdown-budget'
 
 /** fastify-cli's own default for `--close-grace-delay`. */
 const FASTIFY_CLI_DEFAULT_DELAY_MS = 500

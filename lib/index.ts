@@ -1,31 +1,30 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginCallback } from 'fastify'
+import type { FastifyPluginCallback } from 'fastify'
 import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
-import { CompletionWatcher } from './completions'
 import { ConnectionTracker } from './connections'
-import { warnAboutForeignListeners } from './conflicts'
-import { warnIfBudgetIsTight } from './budget'
 import { createDrainHook } from './drain-hook'
+import type { DrainParticipant } from './drain-participant'
 import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './errors'
 import { isFastifyCliListener, warnAboutFastifyCli } from './fastify-cli'
-import { addHealthRoutes } from './health'
-import { http2Sessions } from './http2'
-import { secondaryServers } from './internals'
-import { logWritesSettled } from './log-drain'
-import { ShutdownObservability } from './observability'
-import { pm2LogWritten, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
+import { warnAboutForeignListeners } from './foreign-signal-listeners'
+import { http2Sessions } from './http2-sessions'
 import { resolveOptions } from './options'
-import { routesOutOfReach } from './reach'
-import type { DrainParticipant } from './participants'
+import { pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
+import { warnIfPreStopGuardedByAddressAlone } from './probe-answers'
+import { addProbeRoutes } from './probe-routes'
 import { ProbeServer } from './probe-server'
-import { warnIfPreStopGuardedByAddressAlone } from './probes'
+import { ProcessExit } from './process-exit'
+import { DuplicateSignalWindow, signalHub, type SignalParticipant } from './process-signals'
 import { RequestSignals } from './request-signals'
+import { ResponseWatcher } from './response-watcher'
+import { routesOutOfReach } from './routes-out-of-reach'
 import { ShutdownSequence } from './sequence'
-import { ShutdownTasks } from './tasks'
-import { signalHub, type SignalParticipant } from './signals'
+import { warnIfBudgetIsTight } from './shutdown-budget'
+import { ShutdownTasks } from './shutdown-tasks'
+import { ShutdownTelemetry } from './shutdown-telemetry'
 import { STATE } from './states'
-import { webSocketParticipant } from './websocket'
+import { webSocketParticipant } from './websocket-drain'
 
 const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifyShutdown (fastify, opts, done) {
   let options: ResolvedShutdownOptions
@@ -41,44 +40,25 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   // Told of failures and finished responses once they are made, further down.
   const failed = (err: unknown, during: string): void => { sequence.internalError(err, during) }
   const servers = new Set<Server>()
-  const completions = new CompletionWatcher(servers, (socket, response) => { connections.responseFinished(socket, response) }, failed)
-  const http2 = http2Sessions(fastify, log, completions)
+  const responses = new ResponseWatcher(servers, (socket, response) => { connections.responseFinished(socket, response) }, failed)
+  const http2 = http2Sessions(fastify, log, responses)
   const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, http2)
   connections.addServer(fastify.server)
   const webSockets = webSocketParticipant(fastify, options.websocket, log)
-  const observability = options.telemetry.length > 0 ? ShutdownObservability.create() : null
+  const ownTelemetry = options.telemetry.length > 0 ? ShutdownTelemetry.create() : null
   const requestSignals = new RequestSignals()
   const tasks = new ShutdownTasks(options.drainTimeout, log)
   const participants: DrainParticipant[] = [requestSignals, tasks]
   if (webSockets !== null) participants.push(webSockets)
   if (http2 !== null) participants.push(http2)
-  const sequence = new ShutdownSequence(fastify, options, connections, completions, log, observability, requestSignals, tasks, participants)
+  const sequence = new ShutdownSequence({ fastify, options, connections, responses, log, ownTelemetry, requestSignals, tasks, participants })
   const probeServer = options.probeServer === false
     ? null
     : new ProbeServer(options.probeServer, options, sequence, () => startWith({ type: 'prestop-route' }), log)
   const pm2 = pm2Process()
-  let exited = false
+  const processExit = new ProcessExit(options.exit, log, pm2)
   let started: Promise<ShutdownReport> | null = null
   let forced: Promise<ShutdownReport> | null = null
-
-  let exitDecided!: () => void
-  /** Settles once the exit has been called (a real one never returns) or declined (`exit: false`). */
-  const exitSettled = new Promise<void>((resolve) => { exitDecided = resolve })
-  const exitOnce = async (code: number): Promise<boolean> => {
-    const exit = options.exit
-    if (exit === false) {
-      exitDecided()
-      return false
-    }
-    if (!exited) {
-      exited = true
-      await logWritesSettled(log)
-      await pm2LogWritten(pm2)
-      exit(code)
-      exitDecided()
-    }
-    return true
-  }
 
   const controller: ShutdownController = {
     get state () { return sequence.state },
@@ -104,26 +84,26 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
 
   async function exitAfter (report: ShutdownReport): Promise<ShutdownReport> {
-    await exitOnce(report.exitCode)
+    await processExit.once(report.exitCode)
     return report
   }
 
-  let firstSignal: { signal: NodeJS.Signals, at: number } | null = null
+  const duplicates = new DuplicateSignalWindow(options.duplicateSignalWindow)
   const participant: SignalParticipant = {
     signals: options.signals,
     run (trigger) {
-      if (trigger.type === 'signal') firstSignal ??= { signal: trigger.signal, at: performance.now() }
+      duplicates.started(trigger)
       return sequence.run(trigger)
     },
     force (trigger) {
-      const sinceFirstMs = firstSignal === null ? Infinity : performance.now() - firstSignal.at
-      if (trigger.type === 'signal' && trigger.signal === firstSignal?.signal && sinceFirstMs < options.duplicateSignalWindow) {
+      const sinceFirstMs = duplicates.duplicate(trigger)
+      if (trigger.type === 'signal' && sinceFirstMs !== null) {
         log.info({ signal: trigger.signal, sinceFirstMs: Math.round(sinceFirstMs) }, 'the same signal again, within duplicateSignalWindow: ignored')
         return
       }
       void sequence.force('second-signal', trigger)
     },
-    exit: exitOnce,
+    exit: processExit.once,
     fatalDuringShutdown (err) {
       log.fatal({ err, state: sequence.state, openRequests: connections.openRequests(Date.now()) }, 'fatal error while shutting down, forcing')
       void sequence.force('fatal-error', { type: 'error', error: err }, `fatal error while shutting down: ${messageOf(err)}`)
@@ -136,11 +116,11 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   fastify.decorate('shutdown', controller)
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
-  const drainHook = createDrainHook(sequence, options.retryAfter, observability && (() => observability.activeContext()), http2 !== null)
+  const drainHook = createDrainHook(sequence, options.retryAfter, ownTelemetry && (() => ownTelemetry.activeContext()), http2 !== null)
   fastify.addHook('onRequest', drainHook)
   if (probeServer === null) {
     try {
-      addHealthRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
+      addProbeRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
     } catch (err) {
       // Fastify throws FST_ERR_DUPLICATED_ROUTE at once when the app already has a route on a probe's path.
       done(err as Error)
@@ -164,7 +144,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   warnIfBudgetIsTight(log, options)
   warnIfPreStopGuardedByAddressAlone(log, options)
   fastify.addHook('onListen', (hookDone) => {
-    trackSecondaryServers(fastify, connections, log)
+    connections.addSecondaryServers(fastify, log)
     hookDone()
   })
   if (pm2 !== null) {
@@ -205,7 +185,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     // fastify.close() first (fastify-cli exits 0 once it resolves) must not exit ahead of it.
     const exits = sequence.finished !== null
     const reporting = sequence.reachOnClose()
-    const released = reporting === null ? Promise.resolve() : reporting.then(() => exits ? exitSettled : undefined)
+    const released = reporting === null ? Promise.resolve() : reporting.then(() => exits ? processExit.settled : undefined)
     void released.then(() => {
       connections.detach()
       sequence.dispose()
@@ -237,19 +217,6 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
 /** fastify-cli's close-with-grace has its own warning, with the delay that fits. */
 function isExpected (listener: unknown): boolean {
   return signalHub.isOurs(listener) || isFastifyCliListener(listener)
-}
-
-/** The servers Fastify opened for the other addresses of the host name it listens on drain like the first. */
-function trackSecondaryServers (fastify: FastifyInstance, connections: ConnectionTracker, log: FastifyBaseLogger): void {
-  const secondary = secondaryServers(fastify)
-  if (secondary !== null) {
-    for (const server of secondary) connections.addServer(server)
-    return
-  }
-  const addresses = fastify.addresses()
-  if (addresses.length > 1) {
-    log.warn({ addresses }, 'fastify listens on several addresses and this version hides their servers: only fastify.server drains; listen on one host')
-  }
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })

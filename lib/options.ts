@@ -1,7 +1,8 @@
 import type { ExitFunction, FastifyShutdownOptions, ProbeLogLevel, ResolvedShutdownOptions, TelemetryTarget } from '../types'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
-import { ERR_BUDGET_EXCEEDED, ERR_INVALID_OPTION, ERR_UNKNOWN_OPTION } from './errors'
+import { ERR_INVALID_OPTION, ERR_UNKNOWN_OPTION } from './errors'
+import { assertBudgetFits } from './shutdown-budget'
 
 const DEFAULTS: ResolvedShutdownOptions = Object.freeze({
   preStopDelay: 0,
@@ -367,23 +368,6 @@ function gracePeriodFromEnvironment (): number {
   return Number(seconds) * 1000
 }
 
-/**
- * What the longest shutdown adds up to: the pre-stop window, a drain that runs to its deadline, the telemetry
- * flush (when there is telemetry), and a force path started by a signal at the last moment.
- */
-export function budgetTerms (options: ResolvedShutdownOptions): [name: string, ms: number][] {
-  return [
-    ['preStopDelay', options.preStopDelay],
-    ['drainTimeout', options.drainTimeout],
-    ...(options.telemetry.length > 0 ? [['telemetryTimeout', options.telemetryTimeout] as [string, number]] : []),
-    ['forceTimeout', options.forceTimeout]
-  ]
-}
-
-export function worstCaseMs (options: ResolvedShutdownOptions): number {
-  return budgetTerms(options).reduce((sum, [, ms]) => sum + ms, 0)
-}
-
 /** Checks every option once, at register time, and returns the frozen, fully resolved set. */
 export function resolveOptions (input: FastifyShutdownOptions | undefined): ResolvedShutdownOptions {
   if (input !== undefined && !isPlainObject(input)) {
@@ -417,10 +401,6 @@ export function resolveOptions (input: FastifyShutdownOptions | undefined): Reso
   distinctRoutePaths(resolved)
   probeServerHasRoutes(resolved)
 
-  const worstCase = worstCaseMs(resolved)
-  if (worstCase > resolved.gracePeriod) {
-    const terms = budgetTerms(resolved).map(([name, ms]) => `\`${name}\` (${ms} ms)`).join(' + ')
-    throw new ERR_BUDGET_EXCEEDED(`${terms} = ${worstCase} ms`, resolved.gracePeriod)
-  }
+  assertBudgetFits(resolved)
   return resolved
 }

@@ -1,9 +1,8 @@
-import { setTimeout as delay } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
-import { KILL_MARGIN_MS } from './budget'
-import { LOG_DRAIN_BOUND_MS } from './log-drain'
-import { budgetTerms, worstCaseMs } from './options'
+import { withinDeadline } from './deadline'
+import { LOG_FLUSH_BOUND_MS } from './log-flush'
+import { budgetFields, KILL_MARGIN_MS, worstCaseMs } from './shutdown-budget'
 
 /** PM2's own default (`KILL_TIMEOUT` in its constants.js): SIGKILL this long after the stop signal. */
 export const PM2_DEFAULT_KILL_TIMEOUT_MS = 1_600
@@ -50,10 +49,9 @@ export function pm2Process (env: NodeJS.ProcessEnv = process.env): Pm2Process | 
 export function warnIfPm2KillsFirst (log: FastifyBaseLogger, options: ResolvedShutdownOptions, pm2: Pm2Process): void {
   const worstCase = worstCaseMs(options)
   if (worstCase + KILL_MARGIN_MS <= pm2.killTimeoutMs) return
-  const terms = Object.fromEntries(budgetTerms(options).map(([name, ms]) => [`${name}Ms`, ms]))
   const needed = worstCase + KILL_MARGIN_MS
   log.warn(
-    { ...terms, worstCaseMs: worstCase, marginMs: KILL_MARGIN_MS, pm2KillTimeoutMs: pm2.killTimeoutMs, pm2KillTimeoutFrom: pm2.killTimeoutFrom },
+    { ...budgetFields(options), worstCaseMs: worstCase, marginMs: KILL_MARGIN_MS, pm2KillTimeoutMs: pm2.killTimeoutMs, pm2KillTimeoutFrom: pm2.killTimeoutFrom },
     'PM2 SIGKILLs this process %d ms after its stop signal (%s), inside the shutdown budget of %d ms + %d ms margin; set `kill_timeout: %d` in the ecosystem file (or `--kill-timeout %d`), or shorten the timeouts',
     pm2.killTimeoutMs,
     pm2.killTimeoutFrom === 'default' ? 'PM2\'s default: no kill_timeout set' : pm2.killTimeoutFrom,
@@ -82,13 +80,6 @@ export async function pm2LogWritten (
   stdout: Pick<NodeJS.WriteStream, 'write'> = process.stdout
 ): Promise<void> {
   if (pm2?.mode !== 'cluster' || env.pm_out_log_path === undefined) return
-  const stop = new AbortController()
-  try {
-    await Promise.race([
-      new Promise<void>((resolve) => { stdout.write(env.log_date_format ? '\n' : '', 'utf8', () => resolve()) }),
-      delay(LOG_DRAIN_BOUND_MS, undefined, { signal: stop.signal })
-    ])
-  } finally {
-    stop.abort()
-  }
+  const written = new Promise<void>((resolve) => { stdout.write(env.log_date_format ? '\n' : '', 'utf8', () => resolve()) })
+  await withinDeadline(written, LOG_FLUSH_BOUND_MS)
 }

@@ -4,8 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { ProbeLogLevel, ResolvedShutdownOptions, ShutdownReport } from '../types'
 import { ERR_PROBE_PORT_CONFLICT, ERR_PROBE_SERVER_LISTEN } from './errors'
-import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbeCaller } from './probes'
-import type { ShutdownSequence } from './sequence'
+import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbeCaller, type ProbedShutdown } from './probe-answers'
 
 interface ProbeRoute {
   readonly logLevel: ProbeLogLevel
@@ -30,13 +29,13 @@ export class ProbeServer {
   constructor (
     private readonly options: Exclude<ResolvedShutdownOptions['probeServer'], false>,
     { readiness, liveness, preStopRoute }: ResolvedShutdownOptions,
-    sequence: ShutdownSequence,
+    shutdown: ProbedShutdown,
     startFromPreStopRoute: () => Promise<ShutdownReport>,
     private readonly log: FastifyBaseLogger
   ) {
-    if (readiness) this.routes.set(readiness.path, { logLevel: readiness.logLevel, answer: () => readinessAnswer(sequence) })
+    if (readiness) this.routes.set(readiness.path, { logLevel: readiness.logLevel, answer: () => readinessAnswer(shutdown) })
     if (liveness) this.routes.set(liveness.path, { logLevel: liveness.logLevel, answer: () => ALIVE })
-    if (preStopRoute) this.routes.set(preStopRoute.path, { logLevel: preStopRoute.logLevel, answer: preStopEndpoint(preStopRoute, sequence, startFromPreStopRoute) })
+    if (preStopRoute) this.routes.set(preStopRoute.path, { logLevel: preStopRoute.logLevel, answer: preStopEndpoint(preStopRoute, shutdown, startFromPreStopRoute) })
     this.server = http.createServer(this.handle)
   }
 

@@ -1,18 +1,14 @@
-import createError = require('@fastify/error')
 import type { FastifyRequest } from 'fastify'
-import type { DrainParticipant } from './participants'
-
-export const ERR_ABORTED = createError('FST_SHUTDOWN_ABORTED', 'The request was cut off by the shutdown\'s force path', 503)
-export const ERR_WRAP_UP = createError('FST_SHUTDOWN_WRAP_UP', 'The server is draining: finish up and answer', 503)
-
-const kSignals = Symbol('fastify-shutdown.requestSignals')
+import { ERR_ABORTED, ERR_WRAP_UP } from './errors'
+import type { DrainParticipant } from './drain-participant'
+import { kRequestSignals } from './symbols'
 
 interface RequestSignalState {
   wrapUp?: AbortController
   shutdown?: AbortController
 }
 
-type SignalledRequest = FastifyRequest & { [kSignals]?: RequestSignalState }
+type SignalledRequest = FastifyRequest & { [kRequestSignals]?: RequestSignalState }
 
 /**
  * `request.wrapUpSignal` aborts when draining starts, so long-polls and streams can answer early;
@@ -44,14 +40,14 @@ export class RequestSignals implements DrainParticipant {
 
   drainStarted (): void {
     this.wrappingUp = true
-    for (const request of this.live) request[kSignals]!.wrapUp?.abort(new ERR_WRAP_UP())
+    for (const request of this.live) request[kRequestSignals]!.wrapUp?.abort(new ERR_WRAP_UP())
   }
 
   forced (): void {
     this.wrappingUp = true
     this.forcing = true
     for (const request of this.live) {
-      const { wrapUp, shutdown } = request[kSignals]!
+      const { wrapUp, shutdown } = request[kRequestSignals]!
       wrapUp?.abort(new ERR_WRAP_UP())
       if (shutdown !== undefined && !shutdown.signal.aborted) {
         this.aborted++
@@ -61,10 +57,10 @@ export class RequestSignals implements DrainParticipant {
   }
 
   private stateOf (request: SignalledRequest): RequestSignalState {
-    let state = request[kSignals]
+    let state = request[kRequestSignals]
     if (state === undefined) {
       state = {}
-      request[kSignals] = state
+      request[kRequestSignals] = state
       this.live.add(request)
       // The raw request closes once its response has finished, or its client has gone.
       request.raw.once('close', () => this.live.delete(request))

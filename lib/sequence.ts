@@ -1,14 +1,16 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownReport, ShutdownTrigger, TelemetryOutcome } from '../types'
-import type { CompletionWatcher } from './completions'
+import type { ResponseWatcher } from './response-watcher'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
+import { withinDeadline } from './deadline'
 import { messageOf } from './errors'
-import type { ShutdownObservability } from './observability'
-import type { DrainParticipant } from './participants'
+import type { ShutdownTelemetry } from './shutdown-telemetry'
+import type { DrainParticipant } from './drain-participant'
+import type { ProbedShutdown } from './probe-answers'
 import type { RequestSignals } from './request-signals'
-import type { ShutdownTasks } from './tasks'
-import { shutDownTelemetry } from './telemetry'
+import type { ShutdownTasks } from './shutdown-tasks'
+import { shutDownTelemetry } from './sdk-shutdown'
 import { STATE, type ShutdownState } from './states'
 
 type ForcedBy = NonNullable<ShutdownReport['forcedBy']>
@@ -31,11 +33,29 @@ function triggerFields (trigger: ShutdownTrigger): Record<string, unknown> {
   return fields
 }
 
+/** What a shutdown works with, each part by name. */
+export interface SequenceParts {
+  readonly fastify: FastifyInstance
+  readonly options: ResolvedShutdownOptions
+  readonly connections: ConnectionTracker
+  /** Counts the responses that finish during the shutdown. */
+  readonly responses: ResponseWatcher
+  readonly log: FastifyBaseLogger
+  /** The shutdown's own spans and metrics; null without `telemetry`. */
+  readonly ownTelemetry: ShutdownTelemetry | null
+  /** Also in `participants`: named here for the report's `abortedRequests`. */
+  readonly requestSignals: RequestSignals
+  /** Also in `participants`: named here for the report's `tasks`. */
+  readonly tasks: ShutdownTasks
+  /** Everything told when draining starts and when the force path runs. */
+  readonly participants: readonly DrainParticipant[]
+}
+
 /**
  * One server's shutdown: pre-stop → draining → closing → closed, or the force path from any of them.
  * `run()` and `force()` are idempotent and settle the same promise with the same report.
  */
-export class ShutdownSequence implements DrainGate {
+export class ShutdownSequence implements DrainGate, ProbedShutdown {
   serving = true
   state: ShutdownState = STATE.SERVING
   rejectedRequests = 0
@@ -68,17 +88,27 @@ export class ShutdownSequence implements DrainGate {
   private telemetry: Promise<TelemetryOutcome> | null = null
   private telemetryOutcome: TelemetryOutcome | null = null
 
-  constructor (
-    private readonly fastify: FastifyInstance,
-    private readonly options: ResolvedShutdownOptions,
-    private readonly connections: ConnectionTracker,
-    private readonly completions: CompletionWatcher,
-    private readonly log: FastifyBaseLogger,
-    private readonly observability: ShutdownObservability | null,
-    private readonly requestSignals: RequestSignals,
-    private readonly tasks: ShutdownTasks,
-    private readonly participants: readonly DrainParticipant[]
-  ) {}
+  private readonly fastify: FastifyInstance
+  private readonly options: ResolvedShutdownOptions
+  private readonly connections: ConnectionTracker
+  private readonly responses: ResponseWatcher
+  private readonly log: FastifyBaseLogger
+  private readonly ownTelemetry: ShutdownTelemetry | null
+  private readonly requestSignals: RequestSignals
+  private readonly tasks: ShutdownTasks
+  private readonly participants: readonly DrainParticipant[]
+
+  constructor (parts: SequenceParts) {
+    this.fastify = parts.fastify
+    this.options = parts.options
+    this.connections = parts.connections
+    this.responses = parts.responses
+    this.log = parts.log
+    this.ownTelemetry = parts.ownTelemetry
+    this.requestSignals = parts.requestSignals
+    this.tasks = parts.tasks
+    this.participants = parts.participants
+  }
 
   /** The promise of the report, once a shutdown has started; null before. */
   get finished (): Promise<ShutdownReport> | null {
@@ -126,7 +156,7 @@ export class ShutdownSequence implements DrainGate {
     this.state = STATE.CLOSING
     this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
-    this.completions.begin()
+    this.responses.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
     // Shutdown tasks end before the onClose hooks close what they use, as on the scheduled path.
@@ -166,7 +196,7 @@ export class ShutdownSequence implements DrainGate {
 
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
   dispose (): void {
-    this.completions.end()
+    this.responses.end()
     if (!this.completion) this.state = STATE.CLOSED
   }
 
@@ -176,9 +206,9 @@ export class ShutdownSequence implements DrainGate {
     this.startedAtIso = new Date().toISOString()
     this.serving = false
     this.state = this.closedDirectly ? STATE.CLOSING : STATE.PRE_STOP
-    this.completions.begin()
+    this.responses.begin()
     this.connections.closeAfterCurrentResponses()
-    this.observability?.started(trigger, this.connections.inFlight)
+    this.ownTelemetry?.started(trigger, this.connections.inFlight)
     this.completion = new Promise((resolve) => { this.settle = resolve })
     return this.completion
   }
@@ -203,7 +233,7 @@ export class ShutdownSequence implements DrainGate {
     const drainStart = performance.now()
     this.state = STATE.DRAINING
     this.preStopEnded!()
-    this.observability?.enterPhase('draining', this.connections.inFlight)
+    this.ownTelemetry?.enterPhase('draining', this.connections.inFlight)
     const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
     const inFlight = this.connections.inFlight
     const listenerClosed = this.connections.closeListeners()
@@ -212,10 +242,10 @@ export class ShutdownSequence implements DrainGate {
     await Promise.all([listenerClosed, this.participantsSettled()])
     if (this.forcedBy !== null) return
     this.phases.drainMs = elapsedSince(drainStart)
-    this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.completions.completed, rejectedRequests: this.rejectedRequests }, 'drained')
+    this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.responses.completed, rejectedRequests: this.rejectedRequests }, 'drained')
 
     this.state = STATE.CLOSING
-    this.observability?.enterPhase('closing', this.connections.inFlight)
+    this.ownTelemetry?.enterPhase('closing', this.connections.inFlight)
     await this.closeThenReport(drainDeadline)
   }
 
@@ -259,16 +289,14 @@ export class ShutdownSequence implements DrainGate {
 
     this.tellParticipants('forced')
     // Telemetry first: the spans of the requests about to be cut are ended and exported, not lost.
-    this.cutSpans += this.observability?.cut(this.connections.openRequestTelemetry()) ?? 0
+    this.cutSpans += this.ownTelemetry?.cut(this.connections.openRequestTelemetry()) ?? 0
     const telemetry = this.flushTelemetry(forceTimeout)
-    const bound = new Promise<'timeout'>((resolve) => this.timer(() => resolve('timeout'), forceTimeout))
     const work = (async () => {
       this.connections.destroyAll()
       await this.closeFastify()
       await telemetry
     })()
-    const outcome = await Promise.race([work, bound])
-    if (outcome === 'timeout') {
+    if (!(await withinDeadline(work, forceTimeout))) {
       this.errors.push(`force path did not finish within forceTimeout (${forceTimeout} ms)`)
     }
     this.phases.forceMs = elapsedSince(forceStart)
@@ -282,7 +310,7 @@ export class ShutdownSequence implements DrainGate {
   private flushTelemetry (boundMs: number): Promise<TelemetryOutcome> | null {
     if (this.options.telemetry.length === 0) return null
     if (this.telemetry === null) {
-      this.observability?.finished(this.draftReport())
+      this.ownTelemetry?.finished(this.draftReport())
       const start = performance.now()
       this.telemetry = shutDownTelemetry(this.options.telemetry, boundMs, this.cutSpans).then((outcome) => {
         this.phases.telemetryMs = elapsedSince(start)
@@ -371,7 +399,7 @@ export class ShutdownSequence implements DrainGate {
       startedAt: this.startedAtIso,
       durationMs: elapsedSince(this.startedAt),
       phases: Object.freeze({ ...this.phases }),
-      completedRequests: this.completions.completed,
+      completedRequests: this.responses.completed,
       rejectedRequests: this.rejectedRequests,
       abortedRequests: this.requestSignals.aborted,
       openRequests: Object.freeze(this.openRequests),
@@ -383,7 +411,7 @@ export class ShutdownSequence implements DrainGate {
   private finish (): void {
     if (this.report) return
     this.clearTimers()
-    this.completions.end()
+    this.responses.end()
     this.state = STATE.CLOSED
     const telemetry = this.options.telemetry.length === 0
       ? {}

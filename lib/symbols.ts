@@ -23,3 +23,5 @@ export const kLastRequestAt = Symbol('fastify-shutdown.lastRequestAt')
 export const kPipelineTail = Symbol('fastify-shutdown.pipelineTail')
 /** Marks a raw response that answered 503 because the server was draining. */
 export const kRejected = Symbol('fastify-shutdown.rejected')
+/** On a request: the AbortControllers behind its `wrapUpSignal` and `shutdownSignal`, made on first read. */
+export const kRequestSignals = Symbol('fastify-shutdown.requestSignals')

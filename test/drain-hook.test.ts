@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import { createDrainHook, type DrainGate } from '../lib/drain-hook'
-import { PROBE_ROUTE } from '../lib/health'
+import { PROBE_ROUTE } from '../lib/probe-routes'
 import { STATE, type ShutdownState } from '../lib/states'
 
 function appWithGate (state: ShutdownState) {

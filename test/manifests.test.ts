@@ -2,8 +2,8 @@ import { test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { KILL_MARGIN_MS } from '../lib/budget'
-import { resolveOptions, worstCaseMs } from '../lib/options'
+import { resolveOptions } from '../lib/options'
+import { KILL_MARGIN_MS, worstCaseMs } from '../lib/shutdown-budget'
 import type { FastifyShutdownOptions } from '../types'
 
 const k8s = join(__dirname, '..', 'example-app', 'k8s')

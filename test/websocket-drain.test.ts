@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import { EventEmitter } from 'node:events'
 import Fastify from 'fastify'
-import { GOING_AWAY, type Timers, WebSocketDrain, webSocketParticipant } from '../lib/websocket'
+import type { Timers } from '../lib/deadline'
+import { GOING_AWAY, WebSocketDrain, webSocketParticipant } from '../lib/websocket-drain'
 import { logCapture } from './helpers/log-capture'
 
 const OPTIONS = Object.freeze({ reason: 'bye', closeTimeout: 50, goodbye: 'so long' })

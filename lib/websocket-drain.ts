@@ -1,7 +1,8 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
-import type { DrainParticipant } from './participants'
+import type { Timers } from './deadline'
+import type { DrainParticipant } from './drain-participant'
 
 /** The WebSocket standard's `readyState` values, which `ws` uses. */
 const OPEN = 1
@@ -25,12 +26,6 @@ interface WebSocketServerLike extends EventEmitter {
 }
 
 type WebSocketOptions = Exclude<ResolvedShutdownOptions['websocket'], false>
-
-/** The timer functions the drain uses: Node's by default, injectable for tests. */
-export interface Timers {
-  setTimeout (fn: () => void, ms: number): unknown
-  clearTimeout (handle: unknown): void
-}
 
 /**
  * Unreferenced: the sockets the timer would terminate keep the process alive by themselves, so the timer

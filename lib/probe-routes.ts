@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedShutdownOptions, ShutdownReport } from '../types'
-import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer } from './probes'
-import type { ShutdownSequence } from './sequence'
+import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbedShutdown } from './probe-answers'
 
 /** Route config flag: the drain hook lets these through, so a probe on an open socket still gets a true answer. */
 export const PROBE_ROUTE = 'fastifyShutdownProbe'
@@ -15,17 +14,17 @@ function send (reply: FastifyReply, { statusCode, body }: ProbeAnswer): FastifyR
 }
 
 /** The routes asked for, on the app's own port: readiness, liveness, and the guarded preStop endpoint. */
-export function addHealthRoutes (
+export function addProbeRoutes (
   fastify: FastifyInstance,
   options: ResolvedShutdownOptions,
-  sequence: ShutdownSequence,
+  shutdown: ProbedShutdown,
   startFromPreStopRoute: () => Promise<ShutdownReport>
 ): void {
   const { readiness, liveness, preStopRoute } = options
 
   if (readiness) {
     fastify.get(readiness.path, { logLevel: readiness.logLevel, config: { [PROBE_ROUTE]: true } }, (_request, reply) => {
-      return send(reply, readinessAnswer(sequence))
+      return send(reply, readinessAnswer(shutdown))
     })
   }
 
@@ -36,7 +35,7 @@ export function addHealthRoutes (
   }
 
   if (preStopRoute) {
-    const preStop = preStopEndpoint(preStopRoute, sequence, startFromPreStopRoute)
+    const preStop = preStopEndpoint(preStopRoute, shutdown, startFromPreStopRoute)
     fastify.get(preStopRoute.path, { logLevel: preStopRoute.logLevel, config: { [PROBE_ROUTE]: true } }, async (request, reply) => {
       return send(reply, await preStop({ remoteAddress: request.socket.remoteAddress, headers: request.headers }, request.log))
     })

@@ -1,13 +1,9 @@
-import createError = require('@fastify/error')
 import type { FastifyBaseLogger } from 'fastify'
 import type { ShutdownTask, TaskOutcome } from '../types'
-import { ERR_INVALID_OPTION } from './errors'
+import { withinDeadline } from './deadline'
+import { ERR_INVALID_OPTION, ERR_TASK_CUT, ERR_TASK_TIMEOUT, ERR_TASK_TOO_LATE } from './errors'
 import { describe, MAX_TIMER_MS } from './options'
-import type { DrainParticipant } from './participants'
-
-export const ERR_TASK_TIMEOUT = createError<[name: string, ms: number]>('FST_SHUTDOWN_TASK_TIMEOUT', 'Shutdown task `%s` ran past its timeout of %d ms')
-export const ERR_TASK_CUT = createError<[name: string]>('FST_SHUTDOWN_TASK_CUT', 'Shutdown task `%s` was cut off by the force path')
-export const ERR_TASK_TOO_LATE = createError<[name: string]>('FST_SHUTDOWN_TASK_TOO_LATE', 'Shutdown task `%s` was added after the shutdown had started')
+import type { DrainParticipant } from './drain-participant'
 
 interface Registered extends Required<Pick<ShutdownTask, 'name' | 'phase'>> {
   readonly timeout: number
@@ -74,33 +70,31 @@ export class ShutdownTasks implements DrainParticipant {
     }
   }
 
-  private runOne (task: Registered): Promise<void> {
+  private async runOne (task: Registered): Promise<void> {
     const controller = new AbortController()
     const startedAt = performance.now()
-    return new Promise<void>((resolve) => {
-      const settle = (outcome: TaskOutcome): void => {
-        if (!this.running.has(task)) return
-        this.running.delete(task)
-        clearTimeout(timer)
-        this.outcomes.push(Object.freeze(outcome))
-        const fields = { task: task.name, phase: task.phase, durationMs: outcome.durationMs }
-        if (outcome.outcome === 'completed') this.log.info(fields, 'shutdown task completed')
-        else this.log.warn({ ...fields, outcome: outcome.outcome, err: outcome.error }, 'shutdown task did not complete')
-        resolve()
-      }
-      const elapsed = (): number => Math.round(performance.now() - startedAt)
-      this.running.set(task, { controller, startedAt, settle })
-      const timer = setTimeout(() => {
-        const error = new ERR_TASK_TIMEOUT(task.name, task.timeout)
-        controller.abort(error)
-        settle({ name: task.name, phase: task.phase, outcome: 'timed-out', durationMs: elapsed(), error: error.message })
-      }, task.timeout)
-      Promise.resolve()
-        .then(() => task.run(controller.signal))
-        .then(
-          () => settle({ name: task.name, phase: task.phase, outcome: 'completed', durationMs: elapsed() }),
-          (err: unknown) => settle({ name: task.name, phase: task.phase, outcome: 'failed', durationMs: elapsed(), error: err instanceof Error ? err.message : String(err) })
-        )
-    })
+    let over!: () => void
+    const settled = new Promise<void>((resolve) => { over = resolve })
+    const settle = (outcome: TaskOutcome): void => {
+      if (!this.running.has(task)) return
+      this.running.delete(task)
+      this.outcomes.push(Object.freeze(outcome))
+      const fields = { task: task.name, phase: task.phase, durationMs: outcome.durationMs }
+      if (outcome.outcome === 'completed') this.log.info(fields, 'shutdown task completed')
+      else this.log.warn({ ...fields, outcome: outcome.outcome, err: outcome.error }, 'shutdown task did not complete')
+      over()
+    }
+    const elapsed = (): number => Math.round(performance.now() - startedAt)
+    this.running.set(task, { controller, startedAt, settle })
+    Promise.resolve()
+      .then(() => task.run(controller.signal))
+      .then(
+        () => settle({ name: task.name, phase: task.phase, outcome: 'completed', durationMs: elapsed() }),
+        (err: unknown) => settle({ name: task.name, phase: task.phase, outcome: 'failed', durationMs: elapsed(), error: err instanceof Error ? err.message : String(err) })
+      )
+    if (await withinDeadline(settled, task.timeout)) return
+    const error = new ERR_TASK_TIMEOUT(task.name, task.timeout)
+    controller.abort(error)
+    settle({ name: task.name, phase: task.phase, outcome: 'timed-out', durationMs: elapsed(), error: error.message })
   }
 }

@@ -3,9 +3,17 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ResolvedShutdownOptions, ShutdownReport } from '../types'
 import { PRESTOP_FORBIDDEN_CODE } from './errors'
-import type { ShutdownSequence } from './sequence'
+import type { ShutdownState } from './states'
 
-/** What a probe answers, whichever server it is on: the app's (lib/health.ts) or its own (lib/probe-server.ts). */
+/** What the probes read of the shutdown: whether it serves, its state, and when the pre-stop window ends. */
+export interface ProbedShutdown {
+  readonly serving: boolean
+  readonly state: ShutdownState
+  /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
+  readonly preStopOver: Promise<void>
+}
+
+/** What a probe answers, whichever server it is on: the app's (lib/probe-routes.ts) or its own (lib/probe-server.ts). */
 export interface ProbeAnswer {
   readonly statusCode: number
   readonly body: Readonly<Record<string, unknown>>
@@ -24,8 +32,8 @@ const FORBIDDEN: ProbeAnswer = Object.freeze({
   body: Object.freeze({ statusCode: 403, code: PRESTOP_FORBIDDEN_CODE, error: 'Forbidden', message: 'This caller may not stop the server' })
 })
 
-export function readinessAnswer (sequence: ShutdownSequence): ProbeAnswer {
-  return sequence.serving ? READY : { statusCode: 503, body: { status: sequence.state } }
+export function readinessAnswer (shutdown: ProbedShutdown): ProbeAnswer {
+  return shutdown.serving ? READY : { statusCode: 503, body: { status: shutdown.state } }
 }
 
 /**
@@ -34,7 +42,7 @@ export function readinessAnswer (sequence: ShutdownSequence): ProbeAnswer {
  */
 export function preStopEndpoint (
   route: Exclude<ResolvedShutdownOptions['preStopRoute'], false>,
-  sequence: ShutdownSequence,
+  shutdown: ProbedShutdown,
   start: () => Promise<ShutdownReport>
 ): (caller: ProbeCaller, log: FastifyBaseLogger) => Promise<ProbeAnswer> {
   const allowed = route.allow ? new Set(route.allow.flatMap(addressForms)) : null
@@ -55,8 +63,8 @@ export function preStopEndpoint (
       return FORBIDDEN
     }
     void start()
-    await sequence.preStopOver
-    return { statusCode: 200, body: { status: sequence.state } }
+    await shutdown.preStopOver
+    return { statusCode: 200, body: { status: shutdown.state } }
   }
 }
 

@@ -1,10 +1,10 @@
 import type { Http2SecureServer, Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { OpenRequest } from '../types'
-import type { CompletionWatcher } from './completions'
+import type { ResponseWatcher } from './response-watcher'
 import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
-import type { RequestTelemetry } from './observability'
-import type { DrainParticipant } from './participants'
+import type { RequestTelemetry } from './shutdown-telemetry'
+import type { DrainParticipant } from './drain-participant'
 import { kArrivedAt, kNotedReply, kRejected } from './symbols'
 
 /** A stream with what the drain hook noted about its request. */
@@ -39,15 +39,15 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   constructor (
     private readonly server: Http2Server | Http2SecureServer,
     private readonly log: FastifyBaseLogger,
-    completions: Pick<CompletionWatcher, 'streamCompleted'> | null
+    responses: Pick<ResponseWatcher, 'streamCompleted'> | null
   ) {
     const streams = this.streams
     // One listener for every stream, which it gets as `this`: nothing is allocated per request for it.
     this.untrackStream = function untrackStream () {
       streams.delete(this)
-      if (completions === null || !this.writableFinished) return
+      if (responses === null || !this.writableFinished) return
       const response = this[kNotedReply]?.raw as { [kRejected]?: true } | undefined
-      if (response?.[kRejected] !== true) completions.streamCompleted()
+      if (response?.[kRejected] !== true) responses.streamCompleted()
     }
   }
 
@@ -136,10 +136,10 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
 export function http2Sessions (
   fastify: FastifyInstance,
   log: FastifyBaseLogger,
-  completions: Pick<CompletionWatcher, 'streamCompleted'> | null
+  responses: Pick<ResponseWatcher, 'streamCompleted'> | null
 ): Http2Sessions | null {
   if (fastify.initialConfig.http2 !== true) return null
-  const sessions = new Http2Sessions(fastify.server as unknown as Http2Server | Http2SecureServer, log, completions)
+  const sessions = new Http2Sessions(fastify.server as unknown as Http2Server | Http2SecureServer, log, responses)
   sessions.attach()
   fastify.addHook('onClose', (_instance, done) => {
     sessions.dispose()

@@ -16,7 +16,7 @@ interface ResponseFinish {
  * someone subscribes, so serving pays nothing for it. It counts completions for the report and tells the
  * connection tracker which connections a finished response leaves idle.
  */
-export class CompletionWatcher {
+export class ResponseWatcher {
   completed = 0
   private subscribed = false
 

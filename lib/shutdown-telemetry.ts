@@ -31,7 +31,7 @@ export interface RequestTelemetry {
  * The shutdown as telemetry: a `fastify-shutdown` span with a child span per phase, and metrics, all
  * recorded before the final flush so they leave with it.
  */
-export class ShutdownObservability {
+export class ShutdownTelemetry {
   private root: OtelApi.Span | null = null
   private phase: OtelApi.Span | null = null
   private readonly tracer: OtelApi.Tracer
@@ -52,9 +52,9 @@ export class ShutdownObservability {
   }
 
   /** Null when the OpenTelemetry API is not installed: then there is nothing to observe with. */
-  static create (): ShutdownObservability | null {
+  static create (): ShutdownTelemetry | null {
     const api = optional<typeof OtelApi>('@opentelemetry/api')
-    return api === null ? null : new ShutdownObservability(api, optional<typeof OtelLogsApi>('@opentelemetry/api-logs'))
+    return api === null ? null : new ShutdownTelemetry(api, optional<typeof OtelLogsApi>('@opentelemetry/api-logs'))
   }
 
   /** The active context, noted per request by the drain hook. */

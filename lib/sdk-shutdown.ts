@@ -1,4 +1,5 @@
 import type { TelemetryOutcome, TelemetryTarget } from '../types'
+import { withinDeadline } from './deadline'
 
 /**
  * Shuts every target down at once and waits for all of them, at most `boundMs`. `shutdown()`, not
@@ -22,13 +23,7 @@ export async function shutDownTelemetry (
     }
   }))
 
-  let timer: NodeJS.Timeout | undefined
-  // Referenced on purpose, like every shutdown timer: it is what guarantees the end.
-  const bound = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, boundMs, 'timeout') })
-  const outcome = await Promise.race([all, bound])
-  clearTimeout(timer)
-
-  const timedOut = outcome === 'timeout'
+  const timedOut = !(await withinDeadline(all, boundMs))
   if (timedOut) failed.push(`${targets.length - settled} of ${targets.length} did not confirm within ${boundMs} ms`)
   return Object.freeze({
     confirmed: !timedOut && failed.length === 0,

@@ -16,6 +16,28 @@ export interface SignalParticipant {
   warnForeignListeners (signal: NodeJS.Signals): void
 }
 
+/**
+ * Tells the first signal's duplicate (a Ctrl-C that npm or a terminal forwards twice) from a deliberate
+ * second signal: the same signal within `windowMs` of the first is a duplicate.
+ */
+export class DuplicateSignalWindow {
+  private first: { signal: NodeJS.Signals, at: number } | null = null
+
+  constructor (private readonly windowMs: number) {}
+
+  /** Notes the trigger that started the shutdown. */
+  started (trigger: ShutdownTrigger): void {
+    if (trigger.type === 'signal') this.first ??= { signal: trigger.signal, at: performance.now() }
+  }
+
+  /** Milliseconds since the first signal when `trigger` duplicates it; null for a deliberate one. */
+  duplicate (trigger: ShutdownTrigger): number | null {
+    const sinceFirstMs = this.first === null ? Infinity : performance.now() - this.first.at
+    const same = trigger.type === 'signal' && trigger.signal === this.first?.signal
+    return same && sinceFirstMs < this.windowMs ? sinceFirstMs : null
+  }
+}
+
 const FATAL_ERRORS = ['uncaughtException', 'unhandledRejection'] as const
 
 const CLOSE_WITH_GRACE_SIGNALS: closeWithGrace.AllEvents[] = [

@@ -1,9 +1,9 @@
 import { once } from 'node:events'
-import { setTimeout as delay } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import { withinDeadline } from './deadline'
 
 /** Longest wait for the log destination before exiting anyway: a stuck stdout must not hold the exit. */
-export const LOG_DRAIN_BOUND_MS = 100
+export const LOG_FLUSH_BOUND_MS = 100
 
 interface AsyncDestination extends NodeJS.EventEmitter {
   _writing?: boolean
@@ -29,10 +29,7 @@ export async function logWritesSettled (log: FastifyBaseLogger): Promise<void> {
   if (destination?._writing !== true) return
   const stop = new AbortController()
   try {
-    await Promise.race([
-      once(destination, 'drain', { signal: stop.signal }),
-      delay(LOG_DRAIN_BOUND_MS, undefined, { signal: stop.signal })
-    ])
+    await withinDeadline(once(destination, 'drain', { signal: stop.signal }), LOG_FLUSH_BOUND_MS)
   } finally {
     stop.abort()
   }

@@ -1,0 +1,28 @@
+/** The timer functions a deadline uses: Node's by default, injectable for tests. */
+export interface Timers {
+  setTimeout (fn: () => void, ms: number): unknown
+  clearTimeout (handle: unknown): void
+}
+
+/**
+ * Referenced, like every shutdown timer: a deadline is what guarantees the end, and an unreferenced one would
+ * let the process exit 0 silently when what it bounds leaves nothing else on the event loop.
+ */
+const REFERENCED: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout)
+}
+
+/**
+ * Races `work` against a timer of `ms`: true when the work settled first, false when the time ran out. The
+ * timer is cleared as soon as either wins; a rejection of the work rejects the race.
+ */
+export async function withinDeadline (work: Promise<unknown>, ms: number, timers: Timers = REFERENCED): Promise<boolean> {
+  let handle: unknown
+  const timeout = new Promise<false>((resolve) => { handle = timers.setTimeout(() => resolve(false), ms) })
+  try {
+    return await Promise.race([work.then(() => true), timeout])
+  } finally {
+    timers.clearTimeout(handle)
+  }
+}
