@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { readFileSync } from 'node:fs'
 import type { ResolvedShutdownOptions } from '../types'
+import { closeWithGraceListeners } from './foreign-signal-listeners'
 import { KILL_MARGIN_MS, worstCaseMs } from './shutdown-budget'
 
 /** fastify-cli's own default for `--close-grace-delay`. */
@@ -10,10 +11,11 @@ const DELAY_FLAGS = new Set(['--close-grace-delay', '--closeGraceDelay', '-g'])
 /**
  * `fastify start` wraps the app in close-with-grace: on SIGINT or SIGTERM it calls `fastify.close()` at once,
  * exits 0 when that resolves, and exits 1 after `--close-grace-delay` (500 ms by default) whatever is still
- * running. Its listener is close-with-grace's `onSignal`, installed once the app has loaded.
+ * running. Its listeners are installed once the app has loaded; in a process fastify-cli started, those are
+ * the close-with-grace listeners there are.
  */
-export function isFastifyCliListener (listener: unknown): boolean {
-  return typeof listener === 'function' && listener.name === 'onSignal' && runByFastifyCli()
+export function fastifyCliListeners (isOurs: (listener: unknown) => boolean): Set<Function> {
+  return runByFastifyCli() ? closeWithGraceListeners(isOurs) : new Set()
 }
 
 function runByFastifyCli (): boolean {

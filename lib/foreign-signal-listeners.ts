@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type closeWithGrace = require('close-with-grace')
 
 export interface ForeignListeners {
   signal: NodeJS.Signals
@@ -6,6 +7,20 @@ export interface ForeignListeners {
   listeners: string[]
   /** One of them calls a `shutdown()` on something like an SDK: telemetry ended before the drain. */
   shutsDownTelemetry: boolean
+}
+
+/** The signals close-with-grace's README lists: each instance listens on every one of them. */
+export const CLOSE_WITH_GRACE_SIGNALS: Array<NodeJS.Signals & closeWithGrace.AllEvents> = [
+  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'
+]
+
+/**
+ * Listeners of another close-with-grace (fastify-cli's, an app's own): functions on every signal its README
+ * lists. Before its first signal they start its shutdown; after it, they exit at once on the next one.
+ */
+export function closeWithGraceListeners (isOurs: (listener: unknown) => boolean): Set<Function> {
+  const [first, ...rest] = CLOSE_WITH_GRACE_SIGNALS.map((signal) => new Set(process.listeners(signal)))
+  return new Set([...first].filter((listener) => !isOurs(listener) && rest.every((listeners) => listeners.has(listener))))
 }
 
 /** `sdk.shutdown()`, `provider.shutdown()`: how OpenTelemetry's auto-instrumentation `register` script ends it. */

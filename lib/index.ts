@@ -6,7 +6,7 @@ import { ConnectionTracker } from './connections'
 import { createDrainHook } from './drain-hook'
 import type { DrainParticipant } from './drain-participant'
 import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './errors'
-import { isFastifyCliListener, warnAboutFastifyCli } from './fastify-cli'
+import { fastifyCliListeners, warnAboutFastifyCli } from './fastify-cli'
 import { warnAboutForeignListeners } from './foreign-signal-listeners'
 import { http2Sessions } from './http2-sessions'
 import { resolveOptions } from './options'
@@ -109,7 +109,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
       void sequence.force('fatal-error', { type: 'error', error: err }, `fatal error while shutting down: ${messageOf(err)}`)
     },
     warnForeignListeners (signal) {
-      warnAboutForeignListeners(log, [signal], isExpected)
+      warnAboutForeignListeners(log, [signal], expectedListeners())
     }
   }
 
@@ -159,8 +159,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     signalHub.join(participant)
     fastify.addHook('onListen', (hookDone) => {
       // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
-      if (process.listeners('SIGTERM').some(isFastifyCliListener)) warnAboutFastifyCli(log, options)
-      warnAboutForeignListeners(log, options.signals, isExpected)
+      if (fastifyCliListeners(ours).size > 0) warnAboutFastifyCli(log, options)
+      warnAboutForeignListeners(log, options.signals, expectedListeners())
       hookDone()
     })
   }
@@ -214,9 +214,14 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   done()
 }
 
-/** fastify-cli's close-with-grace has its own warning, with the delay that fits. */
-function isExpected (listener: unknown): boolean {
-  return signalHub.isOurs(listener) || isFastifyCliListener(listener)
+function ours (listener: unknown): boolean {
+  return signalHub.isOurs(listener)
+}
+
+/** Ours, and fastify-cli's close-with-grace, which has its own warning with the delay that fits. */
+function expectedListeners (): (listener: unknown) => boolean {
+  const fastifyCli = fastifyCliListeners(ours)
+  return (listener) => ours(listener) || fastifyCli.has(listener as Function)
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })

@@ -1,5 +1,6 @@
 import closeWithGrace = require('close-with-grace')
 import type { ShutdownReport, ShutdownTrigger } from '../types'
+import { CLOSE_WITH_GRACE_SIGNALS, closeWithGraceListeners } from './foreign-signal-listeners'
 
 /** One app taking part in the process-wide handling of signals and fatal errors. */
 export interface SignalParticipant {
@@ -40,18 +41,16 @@ export class DuplicateSignalWindow {
 
 const FATAL_ERRORS = ['uncaughtException', 'unhandledRejection'] as const
 
-const CLOSE_WITH_GRACE_SIGNALS: closeWithGrace.AllEvents[] = [
-  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'
-]
-
 /**
  * Signals and fatal errors belong to the process, not to one app: one set of listeners serves every
  * registered app, so two apps both drain on one SIGTERM and a hundred apps add no more listeners than one.
  *
- * close-with-grace owns the first fatal error and the sequencing, entered through its `close()` for signals.
- * Signals themselves are ours, and so are fatal errors once a shutdown runs: its handlers for a second
- * signal or error call `process.exit(1)` synchronously, which would drop the requests in flight and every
- * queued span without a report, and the force path needs async work.
+ * close-with-grace sequences the shutdown, entered through its `close()`. Its events are all `skip`ped and
+ * listened for here, as its README allows, because what it does on a second signal or error cannot be the
+ * force path: `onSecondSignal` and `onSecondError` are followed by a synchronous `process.exit(1)`, which
+ * would drop the requests in flight and every queued span without a report, and the force path needs async
+ * work bounded by forceTimeout. Its own `process.exit()` once the shutdown settles is not used either: the
+ * exit is the `exit` option's, so the shutdown it runs never settles.
  */
 class SignalHub {
   private readonly participants = new Set<SignalParticipant>()
@@ -67,11 +66,13 @@ class SignalHub {
       this.listenedSignals.add(signal)
       process.on(signal, this.onSignal)
     }
-    this.graceful ??= closeWithGrace({
+    if (this.graceful !== null) return
+    this.graceful = closeWithGrace({
       delay: null,
       logger: false,
-      skip: [...CLOSE_WITH_GRACE_SIGNALS, 'beforeExit']
+      skip: [...CLOSE_WITH_GRACE_SIGNALS, ...FATAL_ERRORS, 'beforeExit']
     }, this.shutDownAll)
+    for (const event of FATAL_ERRORS) process.on(event, this.onFatalError)
   }
 
   leave (participant: SignalParticipant): void {
@@ -90,9 +91,10 @@ class SignalHub {
       this.listenedSignals.delete(signal)
       process.removeListener(signal, this.onSignal)
     }
-    if (this.participants.size === 0) {
-      this.graceful?.uninstall()
+    if (this.participants.size === 0 && this.graceful !== null) {
+      this.graceful.uninstall()
       this.graceful = null
+      for (const event of FATAL_ERRORS) process.removeListener(event, this.onFatalError)
     }
   }
 
@@ -101,56 +103,42 @@ class SignalHub {
     const concerned = [...this.participants].filter((participant) => participant.signals.includes(signal))
     if (this.firstTrigger === null) {
       for (const participant of concerned) participant.warnForeignListeners(signal)
-      this.firstTrigger = trigger
-      this.graceful!.close()
-      // Another close-with-grace (fastify-cli's) adds its second-signal handler in this same emit.
+      this.start(trigger)
+      // Another close-with-grace (fastify-cli's) swaps in its exit-at-once listeners later in this same emit.
       process.nextTick(this.takeOverSecondSignals)
       return
     }
     for (const participant of concerned) participant.force(trigger)
   }
 
-  /**
-   * Another close-with-grace's `afterFirstSignal` calls `process.exit(1)` on any later signal, a Ctrl-C
-   * forwarded twice (npm, a terminal) included, cutting the requests in flight and the report. On our signals
-   * the force path takes its place: a duplicate within duplicateSignalWindow is ignored, a deliberate one
-   * still forces, bounded by forceTimeout and reported.
-   */
-  private readonly takeOverSecondSignals = (): void => {
-    for (const signal of this.listenedSignals) {
-      for (const listener of process.listeners(signal)) {
-        if (listener.name === 'afterFirstSignal') process.removeListener(signal, listener)
-      }
+  private readonly onFatalError = (err: unknown): void => {
+    if (this.firstTrigger === null) {
+      this.start({ type: 'error', error: err })
+      return
     }
-  }
-
-  private readonly onFatalDuringShutdown = (err: unknown): void => {
     for (const participant of this.running) participant.fatalDuringShutdown(err)
   }
 
+  private start (trigger: ShutdownTrigger): void {
+    this.firstTrigger = trigger
+    this.graceful!.close()
+  }
+
   /**
-   * close-with-grace has just added its `afterFirstError` listeners, which exit at once: the force path
-   * takes their place, bounded by forceTimeout.
+   * Another close-with-grace calls `process.exit(1)` on any later signal, a Ctrl-C forwarded twice (npm, a
+   * terminal) included, cutting the requests in flight and the report. On our signals the force path takes
+   * its place: a duplicate within duplicateSignalWindow is ignored, a deliberate one still forces, bounded by
+   * forceTimeout and reported.
    */
-  private takeOverFatalErrors (): void {
-    const processEvents: NodeJS.EventEmitter = process
-    for (const event of FATAL_ERRORS) {
-      for (const listener of processEvents.listeners(event)) {
-        if (listener.name === 'afterFirstError') processEvents.removeListener(event, listener as (...args: unknown[]) => void)
-      }
-      processEvents.on(event, this.onFatalDuringShutdown)
+  private readonly takeOverSecondSignals = (): void => {
+    const exitsAtOnce = closeWithGraceListeners((listener) => this.isOurs(listener))
+    for (const signal of this.listenedSignals) {
+      for (const listener of exitsAtOnce) process.removeListener(signal, listener as (signal: NodeJS.Signals) => void)
     }
   }
 
-  private releaseFatalErrors (): void {
-    const processEvents: NodeJS.EventEmitter = process
-    for (const event of FATAL_ERRORS) processEvents.removeListener(event, this.onFatalDuringShutdown)
-  }
-
-  private readonly shutDownAll = async ({ err }: { err?: unknown }): Promise<void> => {
-    this.takeOverFatalErrors()
-    const trigger: ShutdownTrigger = err === undefined ? this.firstTrigger! : { type: 'error', error: err }
-    this.firstTrigger ??= trigger
+  private readonly shutDownAll = async (): Promise<void> => {
+    const trigger = this.firstTrigger!
     this.running = [...this.participants].filter((participant) =>
       trigger.type !== 'signal' || participant.signals.includes(trigger.signal))
     const reports = await Promise.all(this.running.map((participant) => participant.run(trigger)))
@@ -159,10 +147,8 @@ class SignalHub {
     this.running = []
     if (!exited) {
       this.firstTrigger = null
-      this.releaseFatalErrors()
       this.release()
     }
-    // close-with-grace calls process.exit() once this settles; exiting is the participants' choice.
     return new Promise(() => {})
   }
 }
