@@ -1,18 +1,15 @@
 import { test, type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown, listenLocally } from './helpers/app'
 import { get, keepAliveAgent } from './helpers/http'
 import type { FastifyShutdownOptions } from '../types'
 
 async function listening (t: Test, options: FastifyShutdownOptions, routes: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, port: number }> {
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false, ...options })
+  const { app } = await appWithShutdown(t, options)
   routes(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  return { app, port: (app.server.address() as { port: number }).port }
+  return { app, port: await listenLocally(app) }
 }
 
 /** An upstream that accepts requests and never answers them. */

@@ -1,11 +1,9 @@
 import { test } from 'tap'
-import Fastify from 'fastify'
-import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown } from './helpers/app'
 
 test('tasks run phase by phase beside the drain; one that fails or runs late never holds back the others', async (t) => {
   const events: string[] = []
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   app.addHook('onClose', async () => { events.push('onClose') })
   await app.ready()
   let consumersStopped!: () => void
@@ -32,8 +30,7 @@ test('tasks run phase by phase beside the drain; one that fails or runs late nev
 })
 
 test('a task still running at the drain deadline is cut, with its signal aborted', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false, drainTimeout: 100, forceTimeout: 500 })
+  const { app } = await appWithShutdown(t, { drainTimeout: 100, forceTimeout: 500 })
   await app.ready()
   let aborted: unknown
   app.shutdown.addTask({ name: 'endless', run: (signal) => new Promise(() => { signal.addEventListener('abort', () => { aborted = signal.reason }) }) })
@@ -43,10 +40,8 @@ test('a task still running at the drain deadline is cut, with its signal aborted
 })
 
 test('addTask refuses bad tasks, and tasks added once the shutdown has started', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   await app.ready()
-  t.teardown(() => app.close())
   app.shutdown.addTask({ name: 'once', run: () => {} })
   t.throws(() => app.shutdown.addTask({ name: 'once', run: () => {} }), { code: 'FST_SHUTDOWN_INVALID_OPTION', message: /`task.name`/ })
   t.throws(() => app.shutdown.addTask({ name: '', run: () => {} }), { code: 'FST_SHUTDOWN_INVALID_OPTION' })
@@ -61,8 +56,7 @@ test('addTask refuses bad tasks, and tasks added once the shutdown has started',
 
 test('a direct fastify.close() runs the shutdown tasks and waits for them before the onClose hooks', async (t) => {
   const events: string[] = []
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   app.addHook('onClose', async () => { events.push('onClose') })
   await app.ready()
   let finish!: () => void
