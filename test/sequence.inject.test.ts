@@ -131,8 +131,9 @@ test('during the pre-stop delay routes keep serving, with Connection: close', as
   const response = await get(agent, port, '/fast').response
   t.equal(response.status, 200)
   t.equal(response.headers.connection, 'close')
+  t.same(JSON.parse(response.body), { ok: true }, 'the route\'s own handler answered')
   void app.shutdown.force('test over')
-  t.match(await report, { outcome: 'forced', forcedBy: 'manual', completedRequests: 1, exitCode: 1 })
+  t.match(await report, { outcome: 'forced', forcedBy: 'manual', completedRequests: 1, rejectedRequests: 0, exitCode: 1 })
 })
 
 test('the drain deadline forces the shutdown and the report names what held it', async (t) => {
