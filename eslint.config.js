@@ -22,7 +22,7 @@ module.exports = [
   },
   {
     // Bad input on purpose: holes in arrays and boxed primitives are option values register must refuse.
-    files: ['test/options.test.ts', 'test/option-fuzz.test.ts'],
+    files: ['test/options.inject.test.ts', 'test/option-fuzz.inject.test.ts'],
     rules: { 'no-sparse-arrays': 'off', 'no-new-wrappers': 'off' }
   }
 ]

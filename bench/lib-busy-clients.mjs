@@ -1,8 +1,8 @@
 // Keep-alive clients that talk straight to one process as fast as they can, the way an in-cluster client
 // pool, a sidecar or a load generator does: each client has one connection and sends its next request the
 // moment the previous response has ended. They stop by themselves once the server refuses a new connection
-// (its listener has closed), or at `until`. The same three kinds as test/helpers/busy-clients.ts, for the
-// benchmark (bench code stays out of test/).
+// (its listener has closed), or at `until`. The benchmark's, and test/connections.process.test.ts's (types in
+// lib-busy-clients.d.mts).
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
@@ -108,7 +108,12 @@ async function autocannonClients (paths, { port, until, answered, tally }) {
   })))
 }
 
-/** Failed requests other than a refused connection after the listener closed: what a client sees as a loss. */
+/** Failed requests other than a refused connection after the listener closed, by code: what a client sees as a loss. */
+export function clientVisibleErrorsByCode (tally) {
+  return Object.fromEntries(Object.entries(tally.errors).filter(([code]) => code !== REFUSED))
+}
+
+/** How many requests a client lost: the failed requests other than a refused connection. */
 export function clientVisibleErrors (tally) {
-  return Object.entries(tally.errors).filter(([code]) => code !== REFUSED).reduce((sum, [, n]) => sum + n, 0)
+  return Object.values(clientVisibleErrorsByCode(tally)).reduce((sum, n) => sum + n, 0)
 }

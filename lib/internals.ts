@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 
 /**
  * The only module that reads private state of Node's HTTP server or of Fastify. Each reading is
- * feature-detected and has a safe fallback; `test/internals.test.ts` holds a canary per internal, run on
+ * feature-detected and has a safe fallback; `test/internals.inject.test.ts` holds a canary per internal, run on
  * every Node line in CI, that fails with the internal's name when a release changes it.
  *
  * | internal | exists on | fallback when it is gone |

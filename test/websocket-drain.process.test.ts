@@ -1,6 +1,6 @@
 import { test } from 'tap'
-import { startFixture } from '../helpers/child'
-import { connect } from '../helpers/websocket'
+import { startFixture } from './helpers/child'
+import { connect } from './helpers/websocket'
 
 /** How soon after the last socket closed the process must be gone. */
 const PROMPT_MS = 100

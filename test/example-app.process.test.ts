@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import http from 'node:http'
-import { startFixture } from '../helpers/child'
-import { bounded } from '../helpers/wait'
-import { connect } from '../helpers/websocket'
+import { startFixture } from './helpers/child'
+import { bounded } from './helpers/wait'
+import { connect } from './helpers/websocket'
 
 /** An event stream read to its end: the events as sent, and whether it ended between two of them. */
 interface EventStream {

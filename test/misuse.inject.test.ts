@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyShutdown from './helpers/plugin'
 import { faultTest } from './helpers/fault-matrix'
+import { appWithShutdown, listenLocally } from './helpers/app'
 
 test(faultTest('register-twice'), async (t) => {
   const app = Fastify()
@@ -68,9 +69,7 @@ test('an encapsulated context that holds every route is accepted: fastify-cli\'s
 })
 
 test('registered at the root, routes anywhere are within reach', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   await app.register(async (child) => { child.get('/child', async () => 'ok') }, { prefix: '/api' })
   app.get('/', async () => 'ok')
   await app.ready()
@@ -78,10 +77,8 @@ test('registered at the root, routes anywhere are within reach', async (t) => {
 })
 
 test(faultTest('start-after-close'), async (t) => {
-  const exits: number[] = []
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { app, exits } = await appWithShutdown(t)
+  await listenLocally(app)
   await app.close()
   t.equal(app.shutdown.state, 'closed')
   const report = await app.shutdown.start('too late')
@@ -103,9 +100,7 @@ test('a probe path the app already uses rejects register with Fastify\'s coded e
 })
 
 test('a task timeout past the longest timer Node keeps is a coded error, not a 1 ms timer', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   t.throws(() => app.shutdown.addTask({ name: 'long', run: () => {}, timeout: 2 ** 31 }), {
     code: 'FST_SHUTDOWN_INVALID_OPTION',
     message: /`task.timeout`.*2147483647/

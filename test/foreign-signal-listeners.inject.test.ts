@@ -1,6 +1,5 @@
 import { test, type Test } from 'tap'
-import Fastify from 'fastify'
-import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown, listenLocally } from './helpers/app'
 import { logCapture } from './helpers/log-capture'
 
 /** The test runner listens for signals itself: set its listeners aside so the process looks like an app's. */
@@ -18,10 +17,8 @@ async function warningsBeside (t: Test, listener: (...args: unknown[]) => unknow
   process.on('SIGTERM', listener)
   t.teardown(() => process.removeListener('SIGTERM', listener))
   const { stream, lines } = logCapture()
-  const app = Fastify({ logger: { level: 'warn', stream } })
-  await app.register(fastifyShutdown, { exit: false })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
+  const { app } = await appWithShutdown(t, { handleSignals: true }, { logger: { level: 'warn', stream } })
+  await listenLocally(app)
   return lines.filter((line) => line.plugin === 'fastify-shutdown' && line.level === 40)
 }
 
@@ -40,9 +37,8 @@ test('no warning when the plugin is alone, or when the app owns its signals', as
   withoutRunnerListeners(t)
   for (const handleSignals of [true, false]) {
     const { stream, lines } = logCapture()
-    const app = Fastify({ logger: { level: 'warn', stream } })
-    await app.register(fastifyShutdown, { exit: false, handleSignals })
-    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { app } = await appWithShutdown(t, { handleSignals }, { logger: { level: 'warn', stream } })
+    await listenLocally(app)
     await app.close()
     t.same(lines.filter((line) => line.level === 40), [], `handleSignals: ${handleSignals}`)
   }

@@ -1,10 +1,10 @@
 import { test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
-import { startFixture } from '../helpers/child'
-import { closed, get, keepAliveAgent } from '../helpers/http'
+import { startFixture } from './helpers/child'
+import { closed, get, keepAliveAgent } from './helpers/http'
 
-const WRAPPER = path.join(__dirname, '..', 'fixtures', 'dual-stack', 'node-in-namespace.sh')
+const WRAPPER = path.join(__dirname, 'fixtures', 'dual-stack', 'node-in-namespace.sh')
 process.env.NODE_FOR_NAMESPACE = process.execPath
 
 function namespaceUnavailable (): string | false {

@@ -1,10 +1,10 @@
 import http from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
 import { test, type Test } from 'tap'
-import { startFixture, type Child, type LogLine, type ReportLine } from '../helpers/child'
-import { faultTest } from '../helpers/fault-matrix'
-import { closed, get, keepAliveAgent, slowBody, type PendingRequest } from '../helpers/http'
-import { slowRequestThroughDrain } from '../helpers/scenarios'
+import { startFixture, type Child, type LogLine, type ReportLine } from './helpers/child'
+import { faultTest } from './helpers/fault-matrix'
+import { closed, get, keepAliveAgent, slowBody, type PendingRequest } from './helpers/http'
+import { slowRequestThroughDrain } from './helpers/scenarios'
 
 const FIXTURE = 'app-faults-app'
 const PRE_STOP_MS = 3000

@@ -89,7 +89,7 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['a negative duplicateSignalWindow', { duplicateSignalWindow: -1 }, 'FST_SHUTDOWN_INVALID_OPTION', /`duplicateSignalWindow`.*got `-1`/],
   ['timeouts longer than the grace period', { preStopDelay: 5_000, drainTimeout: 25_000 }, 'FST_SHUTDOWN_BUDGET_EXCEEDED',
     /`preStopDelay` \(5000 ms\) \+ `drainTimeout` \(25000 ms\) \+ `forceTimeout` \(3000 ms\) = 33000 ms exceeds `gracePeriod` \(30000 ms\)/],
-  // Regressions found by the option fuzzer (test/option-fuzz.test.ts).
+  // Regressions found by the option fuzzer (test/option-fuzz.inject.test.ts).
   ['a timeout past Node\'s longest timer, which would fire after 1 ms', { drainTimeout: 2 ** 31, gracePeriod: Infinity }, 'FST_SHUTDOWN_INVALID_OPTION',
     /`drainTimeout` to be at most 2147483647 milliseconds \(about 24.8 days, the longest timer Node keeps\), got `2147483648` \(number\)/],
   ['a preStopDelay past Node\'s longest timer', { preStopDelay: 2 ** 53, gracePeriod: Infinity }, 'FST_SHUTDOWN_INVALID_OPTION', /`preStopDelay` to be at most 2147483647 milliseconds/],

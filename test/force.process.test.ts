@@ -1,8 +1,8 @@
 import { test } from 'tap'
-import { faultTest } from '../helpers/fault-matrix'
-import { startFixture, type LogLine } from '../helpers/child'
-import { get, keepAliveAgent } from '../helpers/http'
-import { secondSignalWhileStuck } from '../helpers/scenarios'
+import { faultTest } from './helpers/fault-matrix'
+import { startFixture, type LogLine } from './helpers/child'
+import { get, keepAliveAgent } from './helpers/http'
+import { secondSignalWhileStuck } from './helpers/scenarios'
 
 const DRAIN_MS = 500
 const FORCE_MS = 1000

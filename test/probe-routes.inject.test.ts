@@ -6,12 +6,11 @@ import type { Writable } from 'node:stream'
 import { logCapture } from './helpers/log-capture'
 import type { FastifyShutdownOptions } from '../types'
 import { get } from './helpers/http'
+import { appWithShutdown, listenLocally } from './helpers/app'
 
 async function app (t: Test, options: FastifyShutdownOptions, logger: Writable | false = false): Promise<FastifyInstance> {
-  const fastify = Fastify({ logger: logger === false ? false : { level: 'info', stream: logger } })
-  await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, ...options })
+  const { app: fastify } = await appWithShutdown(t, options, { logger: logger === false ? false : { level: 'info', stream: logger } })
   fastify.get('/work', async () => ({ ok: true }))
-  t.teardown(() => fastify.close())
   return fastify
 }
 
@@ -74,9 +73,7 @@ test('the preStop route with the secret fails readiness, waits out preStopDelay,
 
 test('the preStop route accepts a caller from the allow-list', async (t) => {
   const fastify = await app(t, { preStopRoute: { path: '/prestop', allow: ['127.0.0.1'] } })
-  await fastify.listen({ port: 0, host: '127.0.0.1' })
-  const port = (fastify.server.address() as { port: number }).port
-  const response = await get(false, port, '/prestop').response
+  const response = await get(false, await listenLocally(fastify), '/prestop').response
   t.equal(response.status, 200)
   t.match(await fastify.shutdown.start(), { trigger: { type: 'prestop-route' } })
 })
@@ -105,14 +102,12 @@ test('the grace period comes from TERMINATION_GRACE_PERIOD_SECONDS when not give
 })
 
 test('@fastify/under-pressure reports unhealthy once a shutdown starts, while every other route still serves', async (t) => {
-  const fastify = Fastify()
-  await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, preStopDelay: 60_000, gracePeriod: Infinity })
+  const { app: fastify } = await appWithShutdown(t, { preStopDelay: 60_000, gracePeriod: Infinity })
   await fastify.register(underPressure, {
     exposeStatusRoute: '/status',
     healthCheck: async () => fastify.shutdown.ready
   })
   fastify.get('/work', async () => ({ ok: true }))
-  t.teardown(() => fastify.close())
   t.equal((await fastify.inject('/status')).statusCode, 200)
   const report = fastify.shutdown.start()
   t.equal((await fastify.inject('/status')).statusCode, 503)

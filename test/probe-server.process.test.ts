@@ -7,11 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { startFixture, type Child } from '../helpers/child'
-import { bounded } from '../helpers/wait'
+import { startFixture, type Child } from './helpers/child'
+import { bounded } from './helpers/wait'
 
 // The only way to load ESM from this CommonJS test; the import is kept as import() under NodeNext.
-const harness = import('../helpers/rolling/index.mjs')
+const harness = import('./helpers/rolling/index.mjs')
 
 const TOKEN = { name: 'x-prestop-token', value: 'kubelet-only' }
 const probes = { readiness: { path: '/readyz' }, liveness: { path: '/livez' } }

@@ -1,8 +1,9 @@
 import { test } from 'tap'
-import { faultTest } from '../helpers/fault-matrix'
-import { holdIdleAndBusySockets } from '../helpers/sockets'
-import { startFixture } from '../helpers/child'
-import { closed, get, keepAliveAgent, RawConnection, slowBody } from '../helpers/http'
+import { faultTest } from './helpers/fault-matrix'
+import { holdIdleAndBusySockets } from './helpers/sockets'
+import { startFixture } from './helpers/child'
+import { closed, get, keepAliveAgent, RawConnection, slowBody } from './helpers/http'
+import type { Tally } from '../bench/lib-busy-clients.mjs'
 
 /** How soon after the last response has ended the process must be gone. */
 const PROMPT_MS = 100
@@ -27,9 +28,11 @@ test('in-flight requests on keep-alive sockets finish with whole bodies and Conn
     t.equal(response.body, slowBody(ids[i]!), `/slow/${ids[i]} sent its whole body`)
   })
   await Promise.all(sockets.map((socket) => closed(socket)))
+  const lastResponseEndAt = Math.max(...responses.map((response) => response.endAt))
 
   const exit = await child.exited()
   t.equal(exit.code, 0)
+  t.ok(exit.at - lastResponseEndAt < PROMPT_MS, `exited ${Math.round(exit.at - lastResponseEndAt)} ms after the last response ended (limit ${PROMPT_MS} ms)`)
   const report = await child.report()
   t.match(report, {
     msg: 'shutdown complete',
@@ -40,7 +43,8 @@ test('in-flight requests on keep-alive sockets finish with whole bodies and Conn
     completedRequests: 3,
     rejectedRequests: 0,
     openRequests: [],
-    errors: []
+    errors: [],
+    connections: { http: { closedAfterResponse: 3 } }
   })
   t.notOk('forcedBy' in report, 'nothing was forced')
 })
@@ -165,20 +169,53 @@ test('a response that said keep-alive before the shutdown leaves its socket idle
   t.ok(http.closedAfterGrace >= 1 && http.closedIdle + http.closedAfterGrace === 2, `the stream's socket closed after the grace (${JSON.stringify(http)})`)
 })
 
-test(`a busy keep-alive client: its last response says Connection: close and the process exits 0 within ${PROMPT_MS} ms of it`, async (t) => {
-  const child = await startFixture(t, 'app')
-  const agent = keepAliveAgent(t)
-  const request = get(agent, child.port, '/slow/1')
-  await child.message((m) => m.type === 'handling' && m.id === '1', 'the handler of /slow/1')
-  child.signal('SIGTERM')
-  await child.log('listener closed, draining')
-  child.send({ type: 'release', id: '1' })
+// The benchmark's clients: an ES module, which this CommonJS test can only import dynamically.
+const busyClients = import('../bench/lib-busy-clients.mjs')
+const ROUNDS = 3
+/** Answers the clients get before the SIGTERM: every connection is busy by then. */
+const WARM_ANSWERS = 300
+/** No client starts a request after this long: the rounds end by themselves. */
+const LOAD_LIMIT_MS = 8_000
+const PATHS = [...Array(6).fill('/fast'), ...Array(6).fill('/sleep/300')]
 
-  const response = await request.response
-  t.equal(response.status, 200)
-  t.equal(response.headers.connection, 'close')
-  const exit = await child.exited()
-  t.equal(exit.code, 0)
-  t.ok(exit.at - response.endAt < PROMPT_MS, `exited ${Math.round(exit.at - response.endAt)} ms after the last response ended (limit ${PROMPT_MS} ms)`)
-  t.match(await child.report(), { outcome: 'completed', completedRequests: 1, connections: { http: { closedAfterResponse: 1 } } })
+function add (into: Tally, from: Tally): void {
+  for (const key of ['statuses', 'errors'] as const) {
+    for (const [code, n] of Object.entries(from[key])) into[key][code] = (into[key][code] ?? 0) + n
+  }
+}
+
+// Six connections on a fast route, six on a 300 ms one, each sending its next request the moment its last
+// response ends: a connection that owes no response when draining starts is one whose next request is on
+// its way. It must be answered (503, Connection: close), never reset.
+test(faultTest('busy-keep-alive'), async (t) => {
+  const { CLIENT_KINDS, clientVisibleErrorsByCode, runBusyClients } = await busyClients
+  for (const kind of CLIENT_KINDS) {
+    await t.test(kind, async (t) => {
+      const total: Tally = { statuses: {}, errors: {} }
+      for (let round = 1; round <= ROUNDS; round++) {
+        const child = await startFixture(t, 'app')
+        let answers = 0
+        let warm!: () => void
+        const warmedUp = new Promise<void>((resolve) => { warm = resolve })
+        const load = runBusyClients(kind, {
+          paths: PATHS,
+          port: child.port,
+          until: performance.now() + LOAD_LIMIT_MS,
+          answered: () => { if (++answers === WARM_ANSWERS) warm() }
+        })
+        await warmedUp
+        child.signal('SIGTERM')
+        const tally = await load
+        const exit = await child.exited()
+        t.equal(exit.code, 0, `${kind}, round ${round}: exit 0`)
+        const report = await child.report()
+        t.match(report, { outcome: 'completed', openRequests: [], unreadConnections: [] }, `${kind}, round ${round}: completed`)
+        t.equal(report.rejectedRequests, tally.statuses['503'] ?? 0, `${kind}, round ${round}: every 503 the server sent was received`)
+        add(total, tally)
+      }
+      t.same(clientVisibleErrorsByCode(total), {}, `${kind}: no ECONNRESET, EPIPE, hang-up or timeout in ${ROUNDS} rounds; only refused connections after the listener closed`)
+      t.same(Object.keys(total.statuses).sort(), ['200', '503'], `${kind}: every request sent was answered, 200 or 503`)
+      t.comment(`${kind}: ${JSON.stringify(total)}`)
+    })
+  }
 })

@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import type { ClientHttp2Session } from 'node:http2'
-import { startFixture } from '../helpers/child'
-import { slowBody } from '../helpers/http'
-import { HoldingRelay, openSession, request } from '../helpers/http2'
+import { startFixture } from './helpers/child'
+import { slowBody } from './helpers/http'
+import { HoldingRelay, openSession, request } from './helpers/http2'
 
 /** How soon after the last response has ended the process must be gone. */
 const PROMPT_MS = 100

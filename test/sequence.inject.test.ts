@@ -2,6 +2,7 @@ import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown, listenLocally } from './helpers/app'
 import type { FastifyShutdownOptions } from '../types'
 import { faultTest } from './helpers/fault-matrix'
 import { closed, get, keepAliveAgent } from './helpers/http'
@@ -19,9 +20,7 @@ async function listening (
   options: FastifyShutdownOptions = {},
   setup: (app: FastifyInstance) => void = () => {}
 ): Promise<Harness> {
-  const exits: number[] = []
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) }, ...options })
+  const { app, exits } = await appWithShutdown(t, options)
   setup(app)
   let held: (() => void)[] = []
   app.get('/fast', async () => ({ ok: true }))
@@ -32,11 +31,10 @@ async function listening (
     reply.raw.write('first ')
     held.push(() => reply.raw.end('last'))
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
+  const port = await listenLocally(app)
   return {
     app,
-    port: (app.server.address() as { port: number }).port,
+    port,
     exits,
     release () {
       const waiting = held
@@ -133,8 +131,9 @@ test('during the pre-stop delay routes keep serving, with Connection: close', as
   const response = await get(agent, port, '/fast').response
   t.equal(response.status, 200)
   t.equal(response.headers.connection, 'close')
+  t.same(JSON.parse(response.body), { ok: true }, 'the route\'s own handler answered')
   void app.shutdown.force('test over')
-  t.match(await report, { outcome: 'forced', forcedBy: 'manual', completedRequests: 1, exitCode: 1 })
+  t.match(await report, { outcome: 'forced', forcedBy: 'manual', completedRequests: 1, rejectedRequests: 0, exitCode: 1 })
 })
 
 test('the drain deadline forces the shutdown and the report names what held it', async (t) => {
@@ -226,11 +225,9 @@ test('fastify.close() called directly ends busy keep-alive sockets after their r
 })
 
 test('a failure in the plugin\'s own sequence forces with forcedBy internal-error, never manual', async (t) => {
-  const exits: number[] = []
   const brokenLog = { write (line: string) { if (line.includes('"listener closed, draining"')) throw new Error('the log broke') } }
-  const app = Fastify({ logger: { stream: brokenLog } })
-  await app.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { app, exits } = await appWithShutdown(t, {}, { logger: { stream: brokenLog } })
+  await listenLocally(app)
   const report = await app.shutdown.start()
   t.match(report, { outcome: 'forced', forcedBy: 'internal-error', exitCode: 1, errors: [/^shutdown sequence failed: the log broke$/] })
   t.same(exits, [1])

@@ -1,7 +1,7 @@
 import { test } from 'tap'
-import { startFixture } from '../helpers/child'
-import { faultTest } from '../helpers/fault-matrix'
-import { closed, get, keepAliveAgent } from '../helpers/http'
+import { startFixture } from './helpers/child'
+import { faultTest } from './helpers/fault-matrix'
+import { closed, get, keepAliveAgent } from './helpers/http'
 
 /** How soon after the last response has ended the process must be gone. */
 const PROMPT_MS = 200

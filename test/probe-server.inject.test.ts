@@ -5,6 +5,7 @@ import net, { type AddressInfo } from 'node:net'
 import fastifyShutdown from './helpers/plugin'
 import { logCapture, type LogCapture } from './helpers/log-capture'
 import { bounded } from './helpers/wait'
+import { appWithShutdown } from './helpers/app'
 import type { FastifyShutdownOptions } from '../types'
 
 const TOKEN = { name: 'x-prestop-token', value: 's3cret' }
@@ -33,10 +34,8 @@ async function resources (): Promise<string[]> {
 }
 
 async function app (t: Test, options: FastifyShutdownOptions, logs: LogCapture = logCapture()): Promise<FastifyInstance> {
-  const fastify = Fastify({ logger: { level: 'info', stream: logs.stream } })
-  await fastify.register(fastifyShutdown, { handleSignals: false, exit: false, ...options })
+  const { app: fastify } = await appWithShutdown(t, options, { logger: { level: 'info', stream: logs.stream } })
   fastify.get('/work', async () => ({ ok: true }))
-  t.teardown(() => fastify.close())
   return fastify
 }
 

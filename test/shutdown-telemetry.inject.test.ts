@@ -1,6 +1,5 @@
 import { test, type Test } from 'tap'
-import Fastify from 'fastify'
-import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown } from './helpers/app'
 import type { FastifyShutdownOptions, TelemetryTarget } from '../types'
 
 /** A telemetry target that says when it was shut down, and settles as told. */
@@ -22,12 +21,9 @@ function target (settle: 'resolve' | 'reject' | 'never' = 'resolve'): TelemetryT
 }
 
 async function app (t: Test, options: FastifyShutdownOptions, order: string[] = []) {
-  const exits: number[] = []
-  const fastify = Fastify()
-  await fastify.register(fastifyShutdown, { handleSignals: false, exit: (code) => { exits.push(code) }, ...options })
+  const { app: fastify, exits } = await appWithShutdown(t, options)
   fastify.addHook('onClose', async () => { order.push('onClose') })
   await fastify.ready()
-  t.teardown(() => fastify.close())
   return { fastify, exits }
 }
 
@@ -100,11 +96,7 @@ test('without telemetry the report has no telemetry section', async (t) => {
 
 test('a direct fastify.close(), as a test runner or fastify-cli calls it, resolves only after the telemetry flush and the report', async (t) => {
   const order: string[] = []
-  const exits: number[] = []
-  const fastify = Fastify()
-  await fastify.register(fastifyShutdown, {
-    handleSignals: false,
-    exit: (code) => { exits.push(code) },
+  const { app: fastify, exits } = await appWithShutdown(t, {
     telemetry: { shutdown: () => new Promise<void>((resolve) => setImmediate(() => { order.push('telemetry'); resolve() })) }
   })
   fastify.addHook('onClose', async () => { order.push('onClose') })
@@ -118,10 +110,7 @@ test('a direct fastify.close(), as a test runner or fastify-cli calls it, resolv
 
 test('a fastify.close() called while the shutdown\'s own close runs resolves only after the report', async (t) => {
   const order: string[] = []
-  const fastify = Fastify()
-  await fastify.register(fastifyShutdown, {
-    handleSignals: false,
-    exit: false,
+  const { app: fastify } = await appWithShutdown(t, {
     telemetry: { shutdown: () => new Promise<void>((resolve) => setImmediate(() => { order.push('telemetry'); resolve() })) }
   })
   let theirs: Promise<void> | null = null

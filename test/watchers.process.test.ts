@@ -3,9 +3,9 @@ import http from 'node:http'
 import { appendFile } from 'node:fs/promises'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import type { Child, LogLine } from '../helpers/child'
-import { bounded } from '../helpers/wait'
-import { DIST, NODE_MODULES, freePort, scratchDir, startRunner, writeFiles } from '../helpers/runner-apps'
+import type { Child, LogLine } from './helpers/child'
+import { bounded } from './helpers/wait'
+import { DIST, NODE_MODULES, freePort, scratchDir, startRunner, writeFiles } from './helpers/runner-apps'
 
 /**
  * The app a watcher restarts: fastify-shutdown with its defaults, and POST /upload, whose handler answers

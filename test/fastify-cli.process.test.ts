@@ -1,8 +1,8 @@
 import { test, type Test } from 'tap'
 import path from 'node:path'
-import { get, keepAliveAgent } from '../helpers/http'
-import type { Child } from '../helpers/child'
-import { DIST, HELD_ROUTE, NODE_MODULES, execFileAsync, freePort, scratchDir, startRunner, writeFiles } from '../helpers/runner-apps'
+import { get, keepAliveAgent } from './helpers/http'
+import type { Child } from './helpers/child'
+import { DIST, HELD_ROUTE, NODE_MODULES, execFileAsync, freePort, scratchDir, startRunner, writeFiles } from './helpers/runner-apps'
 
 const FASTIFY_CLI = path.join(NODE_MODULES, 'fastify-cli', 'cli.js')
 // drainTimeout + telemetryTimeout + forceTimeout, plus the 2 s kept before any kill.

@@ -1,8 +1,8 @@
 import { test } from 'tap'
-import { startFixture, type LogLine } from '../helpers/child'
-import { faultTest } from '../helpers/fault-matrix'
-import { get, keepAliveAgent } from '../helpers/http'
-import { slowRequestThroughDrain } from '../helpers/scenarios'
+import { startFixture, type LogLine } from './helpers/child'
+import { faultTest } from './helpers/fault-matrix'
+import { get, keepAliveAgent } from './helpers/http'
+import { slowRequestThroughDrain } from './helpers/scenarios'
 
 const FORCE_MS = 1000
 /** Long enough never to be what ends a test here. */

@@ -1,20 +1,13 @@
-import { test, type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import { test } from 'tap'
 import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import fastifyShutdown from './helpers/plugin'
+import { appWithShutdown, listenLocally } from './helpers/app'
 import { RawConnection, keepAliveAgent } from './helpers/http'
 import { bounded } from './helpers/wait'
 
 v8.setFlagsFromString('--expose-gc')
 const collectGarbage = vm.runInNewContext('gc') as () => void
-
-async function listening (t: Test, app: FastifyInstance): Promise<number> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  return (app.server.address() as { port: number }).port
-}
 
 /** Resolves once Node has detached the response from its socket: it emits 'close' on the next tick after. */
 function detached (raw: http.ServerResponse): Promise<void> {
@@ -33,8 +26,7 @@ function post (agent: http.Agent, port: number, path: string, body: string): Pro
 }
 
 test('an idle keep-alive connection holds neither its last request nor that request\'s body', async (t) => {
-  const app = Fastify({ bodyLimit: 8 * 1024 * 1024 })
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t, {}, { bodyLimit: 8 * 1024 * 1024 })
   const held: { request?: WeakRef<object>, body?: WeakRef<object>, answered?: Promise<void> } = {}
   app.post('/upload', async (request, reply) => {
     held.request = new WeakRef(request)
@@ -42,7 +34,7 @@ test('an idle keep-alive connection holds neither its last request nor that requ
     held.answered = detached(reply.raw)
     return { items: (request.body as unknown[]).length }
   })
-  const port = await listening(t, app)
+  const port = await listenLocally(app)
 
   const body = JSON.stringify(Array.from({ length: 50_000 }, (_, i) => ({ i, text: 'x'.repeat(16) })))
   const { status, socket } = await post(keepAliveAgent(t), port, '/upload', body)
@@ -58,8 +50,7 @@ test('an idle keep-alive connection holds neither its last request nor that requ
 })
 
 test('after a pipelined burst, the idle connection holds none of its requests', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  const { app } = await appWithShutdown(t)
   const requests: WeakRef<object>[] = []
   const answered: Promise<void>[] = []
   let secondArrived!: () => void
@@ -77,7 +68,7 @@ test('after a pipelined burst, the idle connection holds none of its requests', 
     secondArrived()
     return 'second'
   })
-  const port = await listening(t, app)
+  const port = await listenLocally(app)
 
   const connection = await RawConnection.open(t, port)
   connection.get('/first')
@@ -95,8 +86,7 @@ test('after a pipelined burst, the idle connection holds none of its requests', 
 // to take back. The request pipelined behind it is served, and closes the connection; one pipelined behind
 // that, once it has ended, could never be answered and never reaches its handler.
 test('in the pre-stop window, a request pipelined behind a response already streaming is served and closes the connection', async (t) => {
-  const app = Fastify()
-  await app.register(fastifyShutdown, { handleSignals: false, exit: false, preStopDelay: 60_000, gracePeriod: Infinity })
+  const { app } = await appWithShutdown(t, { preStopDelay: 60_000, gracePeriod: Infinity })
   let streaming!: http.ServerResponse
   let headersOut!: () => void
   const headersSent = new Promise<void>((resolve) => { headersOut = resolve })
@@ -119,7 +109,7 @@ test('in the pre-stop window, a request pipelined behind a response already stre
     handled.push('/behind')
     return 'behind'
   })
-  const port = await listening(t, app)
+  const port = await listenLocally(app)
 
   const connection = await RawConnection.open(t, port)
   connection.get('/stream')

@@ -1,7 +1,7 @@
 import { test } from 'tap'
-import { holdIdleAndBusySockets } from '../helpers/sockets'
-import { startFixture } from '../helpers/child'
-import { closed, get, keepAliveAgent, slowBody } from '../helpers/http'
+import { holdIdleAndBusySockets } from './helpers/sockets'
+import { startFixture } from './helpers/child'
+import { closed, get, keepAliveAgent, slowBody } from './helpers/http'
 
 /** How soon after the last response has ended the process (or `close()`) must be done. */
 const PROMPT_MS = 100
@@ -96,14 +96,4 @@ test('fastify.close() called by the app lets the request in flight finish and re
   const report = await child.report()
   t.match(report, { msg: 'shutdown complete', trigger: { type: 'manual', reason: 'fastify.close()' }, exitCode: 0 }, 'the direct close is reported')
   t.ok(report.at <= resolved.at, 'before close() resolved: a caller that exits right after still has it')
-})
-
-test('a SIGTERM listener installed after listen, as fastify-cli does, is named in a warning when the signal arrives', async (t) => {
-  const child = await startFixture(t, 'app', { foreignSignalListener: true })
-  child.signal('SIGTERM')
-  const warning = await child.log('another SIGTERM listener is installed and may end the process before the drain finishes; see "Other signal handlers" in the fastify-shutdown README')
-  t.match(warning, { level: 40, signal: 'SIGTERM' })
-  // Children of the test runner carry its own anonymous listener too; the one that matters must be named.
-  t.ok((warning.listeners as string[]).includes('fastifyCliCloseWithGrace'), `named: ${JSON.stringify(warning.listeners)}`)
-  t.equal((await child.exited()).code, 0, 'the drain itself goes on')
 })

@@ -21,16 +21,6 @@ test('while serving the hook adds nothing to the response', async (t) => {
   t.equal(handled(), 1)
 })
 
-test('in the pre-stop window routes still serve, with Connection: close', async (t) => {
-  const { app, gate, handled } = appWithGate(STATE.PRE_STOP)
-  const res = await app.inject('/work')
-  t.equal(res.statusCode, 200)
-  t.equal(res.headers.connection, 'close')
-  t.same(res.json(), { ok: true })
-  t.equal(handled(), 1)
-  t.equal(gate.rejectedRequests, 0)
-})
-
 for (const state of [STATE.DRAINING, STATE.CLOSING, STATE.FORCING]) {
   test(`while ${state} requests get 503 without reaching the handler`, async (t) => {
     const { app, gate, handled } = appWithGate(state)
