@@ -44,6 +44,11 @@ const VARIANTS = {
       exposeStatusRoute: '/status'
     })
   },
+  // Not a plugin: how most apps meet SIGTERM without one, close-with-grace calling fastify.close(). Its
+  // listeners on the process are what every app with a signal handler has.
+  'close-with-grace' (app) {
+    require('close-with-grace')(async () => { await app.close() })
+  },
   // Not a plugin: the least an onRequest hook can do, one flag read.
   'flag-hook' (app) {
     const gate = { serving: true }
