@@ -10,7 +10,7 @@ import { fastifyCliListeners, warnAboutFastifyCli } from './fastify-cli'
 import { warnAboutForeignListeners } from './foreign-signal-listeners'
 import { http2Sessions } from './http2-sessions'
 import { resolveOptions } from './options'
-import { pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
+import { onPm2ShutdownMessage, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { warnIfPreStopGuardedByAddressAlone } from './probe-answers'
 import { addProbeRoutes } from './probe-routes'
 import { ProbeServer } from './probe-server'
@@ -155,8 +155,10 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     })
   }
 
+  let stopPm2Messages = (): void => {}
   if (options.handleSignals) {
     signalHub.join(participant)
+    if (pm2 !== null) stopPm2Messages = onPm2ShutdownMessage(() => { void startWith({ type: 'manual', reason: 'PM2 shutdown message' }) })
     fastify.addHook('onListen', (hookDone) => {
       // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
       if (fastifyCliListeners(ours).size > 0) warnAboutFastifyCli(log, options)
@@ -193,8 +195,12 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
       if (options.handleSignals) {
         // A shutdown under way keeps its signal listener until the report is out: a later signal must force
         // it, not meet the default handler and kill the process mid-flush.
-        if (running) void running.then(() => signalHub.leave(participant))
-        else signalHub.leave(participant)
+        const leave = (): void => {
+          signalHub.leave(participant)
+          stopPm2Messages()
+        }
+        if (running) void running.then(leave)
+        else leave()
       }
       if (probeServer === null) {
         hookDone()

@@ -62,6 +62,20 @@ export function warnIfPm2KillsFirst (log: FastifyBaseLogger, options: ResolvedSh
   )
 }
 
+/**
+ * With `shutdown_with_message` (or `PM2_KILL_USE_MESSAGE` on the daemon, as on Windows) PM2 stops a process by
+ * sending it the IPC message `'shutdown'` instead of SIGINT, then SIGKILLs it `kill_timeout` later all the
+ * same. Returns what stops listening: a `message` listener keeps the IPC channel, and so the process, alive.
+ */
+export function onPm2ShutdownMessage (shutDown: () => void): () => void {
+  if (!process.connected) return () => {}
+  const listener = (message: unknown): void => {
+    if (message === 'shutdown') shutDown()
+  }
+  process.on('message', listener)
+  return () => { process.removeListener('message', listener) }
+}
+
 /** With `wait_ready`, PM2 counts the process as started (and, on a reload, stops the old one) once it says so. */
 export function tellPm2Ready (pm2: Pm2Process): void {
   if (pm2.waitReady && process.connected) process.send!('ready')

@@ -73,3 +73,24 @@ test('pm2 fork mode with PM2\'s default kill_timeout: a warning with the numbers
   t.match(warning?.msg, /set `kill_timeout: 15000`/, 'and with the kill_timeout that fits')
   t.match(logs.find((line) => line.msg === 'shutdown complete'), { trigger: { type: 'signal', signal: 'SIGINT' }, exitCode: 0, completedRequests: 1 })
 })
+
+test('pm2 with shutdown_with_message: the IPC message \'shutdown\' drains like SIGINT, and the report names it', async (t) => {
+  const daemon = pm2(t)
+  const port = await freePort()
+  const config = path.join(daemon.home, 'message.config.cjs')
+  writeFileSync(config, `module.exports = { apps: [{ name: 'by-message', script: 'server.mjs', cwd: ${JSON.stringify(EXAMPLE_APP)},
+  exec_mode: 'fork', shutdown_with_message: true, kill_timeout: 15000, wait_ready: true, listen_timeout: 60000,
+  env: { PORT: '${port}', HOST: '127.0.0.1' } }] }
+`)
+  await daemon.run('start', config)
+  const events = get(false, port, '/events?everyMs=100')
+  await events.headers
+  await daemon.run('stop', 'by-message')
+  const response = await events.response
+  t.equal(response.status, 200)
+  t.match(response.body, /event: bye/, 'the request in flight at the message was wrapped up and completed')
+
+  const logs = daemon.outLogs('by-message').flatMap(jsonLines)
+  t.match(logs.find((line) => line.msg === 'shutdown complete'),
+    { trigger: { type: 'manual', reason: 'PM2 shutdown message' }, outcome: 'completed', exitCode: 0, completedRequests: 1 })
+})
