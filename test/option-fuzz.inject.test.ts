@@ -47,14 +47,14 @@ class Random {
 }
 
 type OptionName =
-  | 'preStopDelay' | 'drainTimeout' | 'forceTimeout' | 'gracePeriod' | 'signals' | 'duplicateSignalWindow'
-  | 'handleSignals' | 'exit' | 'retryAfter' | 'readiness' | 'liveness' | 'preStopRoute' | 'telemetry'
-  | 'telemetryTimeout' | 'websocket'
+  | 'preStopDelay' | 'drainTimeout' | 'forceTimeout' | 'idleCloseDelay' | 'gracePeriod' | 'signals'
+  | 'duplicateSignalWindow' | 'handleSignals' | 'exit' | 'retryAfter' | 'readiness' | 'liveness' | 'preStopRoute'
+  | 'probeServer' | 'telemetry' | 'telemetryTimeout' | 'websocket'
 
 const OPTION_NAMES: readonly OptionName[] = [
-  'preStopDelay', 'drainTimeout', 'forceTimeout', 'gracePeriod', 'signals', 'duplicateSignalWindow',
-  'handleSignals', 'exit', 'retryAfter', 'readiness', 'liveness', 'preStopRoute', 'telemetry',
-  'telemetryTimeout', 'websocket'
+  'preStopDelay', 'drainTimeout', 'forceTimeout', 'idleCloseDelay', 'gracePeriod', 'signals',
+  'duplicateSignalWindow', 'handleSignals', 'exit', 'retryAfter', 'readiness', 'liveness', 'preStopRoute',
+  'probeServer', 'telemetry', 'telemetryTimeout', 'websocket'
 ]
 
 /** How a telemetry target's `shutdown()` behaves. */
@@ -71,6 +71,8 @@ interface Sample {
   /** A valid route that is switched on. */
   readonly route?: { readonly path: string, readonly header?: { readonly name: string, readonly value: string }, readonly allowsLocal?: boolean }
   readonly targets?: readonly TargetBehaviour[]
+  /** A valid probe server that is switched on: the routes are on it, not on the app. */
+  readonly probeServer?: true
 }
 
 /** What a case's values need from the harness: counted reads, hanging targets to let go, exit calls. */
@@ -162,7 +164,7 @@ function print (settings: Record<string, Sample>): string {
 const HOSTILE: readonly { label: string, make: () => unknown, validFor?: readonly OptionName[] }[] = [
   { label: 'null', make: () => null },
   { label: 'true', make: () => true, validFor: ['handleSignals'] },
-  { label: 'false', make: () => false, validFor: ['handleSignals', 'exit', 'readiness', 'liveness', 'preStopRoute', 'websocket'] },
+  { label: 'false', make: () => false, validFor: ['handleSignals', 'exit', 'readiness', 'liveness', 'preStopRoute', 'probeServer', 'websocket'] },
   { label: '""', make: () => '' },
   { label: '" "', make: () => ' ' },
   { label: '"10"', make: () => '10' },
@@ -212,6 +214,7 @@ const NUMBER_RULES: Partial<Record<OptionName, (n: number) => boolean>> = {
   preStopDelay: isTimer,
   drainTimeout: isTimer,
   forceTimeout: isTimer,
+  idleCloseDelay: isTimer,
   telemetryTimeout: isTimer,
   gracePeriod: (n) => n >= 0,
   duplicateSignalWindow: (n) => Number.isFinite(n) && n >= 0,
@@ -331,6 +334,56 @@ function preStopRoute (context: CaseContext, wantValid: boolean): Sample {
       const good = random.pick(VALID_HEADERS)
       const value = { path, header: flipFlop({ ...good }, 'name', 42) }
       return valid(`{ path: ${label(path)}, header: a Proxy answering ${label(good.name)} for name once, then 42 }`, value, { route: { path, header: good } })
+    }
+  }
+}
+
+const VALID_PORTS = [0, -0, 1, 80, 9000, 65535]
+const BAD_PORTS: readonly unknown[] = [-1, 65536, 1.5, NaN, Infinity, 2 ** 53, '9000', '', null, 9000n, new Number(9000), [9000]]
+const VALID_HOSTS = [
+  '127.0.0.1', '0.0.0.0', '::', '::1', '::ffff:127.0.0.1', 'fe80::1%eth0', 'localhost', 'probe.svc.cluster.local', 'a-b.c0',
+  'x'.repeat(63), Array(4).fill('a'.repeat(61)).join('.')
+]
+const BAD_HOSTS: readonly unknown[] = [
+  '', ' ', 'local host', '-a', 'a-', 'a..b', '.a', 'a.', 'a_b', 'é.com', 'http://localhost', '127.0.0.1:9000', '[::1]',
+  'x'.repeat(64), Array(5).fill('a'.repeat(50)).join('.'), 'a\u0000', 5, null, ['127.0.0.1'], new String('localhost')
+]
+
+/**
+ * `{ port, host? }`, or false. The cases never listen with one switched on, so its port is only checked at
+ * register: a port the app has too, or one that cannot be bound, is refused at listen time.
+ */
+function probeServer (context: CaseContext, wantValid: boolean): Sample {
+  const { random } = context
+  if (wantValid && random.chance(0.2)) return valid('false', false)
+  const port = random.pick(VALID_PORTS)
+  const settings: Record<string, unknown> = { port }
+  if (random.chance(0.5)) settings.host = random.chance(0.1) ? undefined : random.pick(VALID_HOSTS)
+  const printed = `{ port: ${printNumber(port)}${'host' in settings ? `, host: ${settings.host === undefined ? 'undefined' : label(settings.host)}` : ''} }`
+  if (wantValid) {
+    if (random.chance(0.15)) {
+      // Read once, as the first read answers, it is valid; read twice it would slip a bad port past the check.
+      return valid(`a Proxy over ${printed} answering "9000" for port on a second read`, flipFlop(settings, 'port', '9000'), { probeServer: true })
+    }
+    const { label: how, value } = dressed(context, 'probeServer.', settings)
+    return valid(how + printed, value, { probeServer: true })
+  }
+  switch (random.pick(['shared', 'port', 'no port', 'host', 'unknown key', 'throwing getter'])) {
+    case 'shared': return shared(random, 'probeServer')
+    case 'port': {
+      const bad = random.pick(BAD_PORTS)
+      return invalid(`{ port: ${label(bad)} }`, { ...settings, port: bad })
+    }
+    case 'no port': return invalid('{ host: "127.0.0.1" }', { host: '127.0.0.1' })
+    case 'host': {
+      const bad = random.pick(BAD_HOSTS)
+      return invalid(`{ port: ${printNumber(port)}, host: ${label(bad)} }`, { port, host: bad })
+    }
+    case 'unknown key': return invalid(`{ port: ${printNumber(port)}, path: "/readyz" }`, { port, path: '/readyz' })
+    default: {
+      const object = { ...settings }
+      Object.defineProperty(object, 'port', { enumerable: true, get () { throw new Error('port getter') } })
+      return invalid('{ get port () { throw } }', object)
     }
   }
 }
@@ -464,6 +517,7 @@ function option (context: CaseContext, name: OptionName, wantValid: boolean): Sa
     case 'readiness':
     case 'liveness': return probeRoute(context, name, wantValid)
     case 'preStopRoute': return preStopRoute(context, wantValid)
+    case 'probeServer': return probeServer(context, wantValid)
     case 'signals': return signals(context, wantValid)
     case 'telemetry': return telemetry(context, wantValid)
     case 'websocket': return websocket(context, wantValid)
@@ -518,6 +572,11 @@ const ms = (settings: Record<string, Sample>, name: OptionName, fallback: number
 function expectationOf (settings: Record<string, Sample>, containerBlame: readonly string[], env: string | undefined): Expectation {
   const blame = new Set<string>(containerBlame)
   for (const [name, sample] of Object.entries(settings)) if (!sample.valid) blame.add(name)
+  // The grace is part of the drain; checked once `drainTimeout` itself has passed (an absent one is 10 s).
+  const idleCloseDelay = settings.idleCloseDelay
+  if (idleCloseDelay?.valid === true && settings.drainTimeout?.valid !== false && idleCloseDelay.ms! > ms(settings, 'drainTimeout', 10_000)) {
+    blame.add('idleCloseDelay')
+  }
   const decimalSeconds = /^\s*\d+(?:\.\d+)?\s*$/
   if (settings.gracePeriod === undefined && env !== undefined && env !== '' && !decimalSeconds.test(env)) {
     blame.add(`process.env.${GRACE_PERIOD_ENV}`)
@@ -530,6 +589,9 @@ function expectationOf (settings: Record<string, Sample>, containerBlame: readon
     if (path === undefined) continue
     if (paths.has(path)) return { outcome: 'rejects', blame: new Set([name]), code: 'FST_SHUTDOWN_INVALID_OPTION' }
     paths.set(path, name)
+  }
+  if (settings.probeServer?.probeServer === true && paths.size === 0) {
+    return { outcome: 'rejects', blame: new Set(['probeServer']), code: 'FST_SHUTDOWN_INVALID_OPTION' }
   }
 
   const withTelemetry = (settings.telemetry?.targets?.length ?? 0) > 0
@@ -647,6 +709,11 @@ function blames (message: string, blame: ReadonlySet<string>): boolean {
   return [...blame].some((name) => name === named || name === option || (named.endsWith('…') && name.startsWith(named.slice(0, -1))))
 }
 
+/** Listening TCP servers in this process: a probe server left open would add one. */
+function listeningServers (): number {
+  return process.getActiveResourcesInfo().filter((resource) => resource === 'TCPServerWrap').length
+}
+
 function request (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
   return bounded(new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
@@ -678,18 +745,22 @@ async function exercise (app: FastifyInstance, fuzzCase: Case, context: CaseCont
     const response = await app.inject({ method: 'GET', url: path, ...(headers ? { headers } : {}) })
     return { status: response.statusCode, body: response.body }
   }
-  for (const [name, status] of [['readiness', 'ready'], ['liveness', 'alive']] as const) {
+  const onProbeServer = settings.probeServer?.probeServer === true
+  for (const [name, status] of [['readiness', 'ready'], ['liveness', 'alive'], ['preStopRoute', null]] as const) {
     const route = settings[name]?.route
-    if (route === undefined) continue
+    if (route === undefined || (status === null && !onProbeServer)) continue
     const response = await call(route.path)
-    if (response.status !== 200 || JSON.parse(response.body).status !== status) {
+    if (onProbeServer) {
+      // The probe server takes the routes: they are absent from the app, and it never listens here.
+      if (response.status !== 404) problems.push(`${name} route ${route.path.slice(0, 40)} on the app answered ${response.status}, not 404`)
+    } else if (response.status !== 200 || JSON.parse(response.body).status !== status) {
       problems.push(`${name} route ${route.path.slice(0, 40)} answered ${response.status} ${response.body.slice(0, 80)}`)
     }
   }
 
   const expectedMs = scheduledMs(settings)
   const short = expectedMs <= SHORT_MS
-  const preStop = settings.preStopRoute?.route
+  const preStop = onProbeServer ? undefined : settings.preStopRoute?.route
   let report: ShutdownReport
   if (short && preStop !== undefined && (preStop.header !== undefined || preStop.allowsLocal === true)) {
     // The preStop endpoint starts the shutdown and answers once the pre-stop window is over.
@@ -729,6 +800,7 @@ async function exercise (app: FastifyInstance, fuzzCase: Case, context: CaseCont
   }
   for (const [key, count] of context.reads) if (count > 1) problems.push(`${key} read ${count} times`)
   for (const release of context.hanging) release()
+  if (app.shutdown.probeAddress !== null) problems.push(`a probe server listens on ${JSON.stringify(app.shutdown.probeAddress)}`)
   return problems
 }
 
@@ -753,11 +825,12 @@ test(faultTest('option-fuzz'), async (t) => {
     process.removeListener('unhandledRejection', onUnhandled)
   })
   const listenersBefore = events.map((event) => process.listenerCount(event))
+  const serversBefore = listeningServers()
   const savedEnv = process.env[GRACE_PERIOD_ENV]
   t.teardown(() => { if (savedEnv === undefined) delete process.env[GRACE_PERIOD_ENV]; else process.env[GRACE_PERIOD_ENV] = savedEnv })
 
   const failures: string[] = []
-  const tally = { registered: 0, started: 0, forced: 0, listened: 0, refused: new Map<string, number>() }
+  const tally = { registered: 0, started: 0, forced: 0, listened: 0, probeServer: 0, refused: new Map<string, number>() }
   const startedAt = performance.now()
   for (let index = 0; index < CASES; index++) {
     const context: CaseContext = { random, reads: new Map(), hanging: [], exits: [] }
@@ -766,7 +839,8 @@ test(faultTest('option-fuzz'), async (t) => {
     if (fuzzCase.gracePeriodEnv === undefined) delete process.env[GRACE_PERIOD_ENV]
     else process.env[GRACE_PERIOD_ENV] = fuzzCase.gracePeriodEnv
     const logs = random.chance(0.2) ? logCapture() : null
-    const listen = random.chance(0.25)
+    // A probe server would start with the app's listener, on a port checked only then: such cases inject.
+    const listen = random.chance(0.25) && fuzzCase.settings.probeServer?.probeServer !== true
     const app = Fastify(logs ? { logger: { level: 'info', stream: logs.stream } } : {})
     const problems: string[] = []
     // Ready, as an app is before it serves: a shutdown while Fastify still boots skips the pre-stop wait.
@@ -779,6 +853,7 @@ test(faultTest('option-fuzz'), async (t) => {
       else if (fuzzCase.startable) {
         tally.started++
         if (listen) tally.listened++
+        if (fuzzCase.settings.probeServer?.probeServer === true) tally.probeServer++
         if (scheduledMs(fuzzCase.settings) > SHORT_MS) tally.forced++
         problems.push(...await exercise(app, fuzzCase, context, listen))
       }
@@ -808,10 +883,11 @@ test(faultTest('option-fuzz'), async (t) => {
   await new Promise(setImmediate)
 
   const elapsedMs = Math.round(performance.now() - startedAt)
-  t.comment(`${CASES} cases in ${elapsedMs} ms: ${tally.registered} registered, ${tally.started} shut down (${tally.forced} forced, ${tally.listened} on a listener), refused ${JSON.stringify(Object.fromEntries(tally.refused))}`)
+  t.comment(`${CASES} cases in ${elapsedMs} ms: ${tally.registered} registered, ${tally.started} shut down (${tally.forced} forced, ${tally.listened} on a listener, ${tally.probeServer} with a probe server), refused ${JSON.stringify(Object.fromEntries(tally.refused))}`)
   for (const failure of failures) t.comment(failure)
   t.same(failures, [], `every case is refused with a coded error naming the option, or registers and shuts down (seed ${SEED})`)
   t.same(escaped, [], 'no warning, uncaught exception or unhandled rejection')
-  t.ok(tally.started > CASES / 5 && tally.refused.size === ERROR_CODES.length, 'the cases cover starts and every refusal')
+  t.ok(tally.started > CASES / 5 && tally.probeServer > 0 && tally.refused.size === ERROR_CODES.length, 'the cases cover starts, probe servers and every refusal')
   t.notOk(diagnostics.hasSubscribers('http.server.response.finish'), 'no diagnostics subscriber left')
+  t.equal(listeningServers(), serversBefore, 'no server left listening: neither an app\'s nor a probe server')
 })
