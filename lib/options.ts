@@ -277,8 +277,12 @@ function preStopRoute (value: unknown): ResolvedShutdownOptions['preStopRoute'] 
   })
 }
 
-/** A host name as `dns.lookup()` takes it: letters, digits and hyphens in dot-separated labels. */
-const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+/**
+ * A host name as `dns.lookup()` takes it: letters, digits and hyphens in dot-separated labels, not digits and
+ * dots alone (no top-level domain is all digits), so that `1.2.3` or `999.999.999.999`, no IP address either,
+ * are refused here rather than when the probe server listens.
+ */
+const HOST_NAME = /^(?=.{1,253}$)(?![\d.]+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
 function probeServer (value: unknown): ResolvedShutdownOptions['probeServer'] {
   const name = 'probeServer'

@@ -346,6 +346,7 @@ const VALID_HOSTS = [
 ]
 const BAD_HOSTS: readonly unknown[] = [
   '', ' ', 'local host', '-a', 'a-', 'a..b', '.a', 'a.', 'a_b', 'é.com', 'http://localhost', '127.0.0.1:9000', '[::1]',
+  '0', '1.2.3', '999.999.999.999',
   'x'.repeat(64), Array(5).fill('a'.repeat(50)).join('.'), 'a\u0000', 5, null, ['127.0.0.1'], new String('localhost')
 ]
 

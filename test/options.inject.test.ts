@@ -74,6 +74,8 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['a fractional probe port', { readiness: { path: '/readyz' }, probeServer: { port: 90.5 } }, 'FST_SHUTDOWN_INVALID_OPTION', /`probeServer.port`.*got `90.5`/],
   ['a probe host that is neither an address nor a host name', { readiness: { path: '/readyz' }, probeServer: { port: 9000, host: 'http://0.0.0.0' } }, 'FST_SHUTDOWN_INVALID_OPTION',
     /`probeServer.host` to be an IP address or a host name \(leave it out to listen on every interface, where the kubelet reaches the pod\), got `"http:\/\/0.0.0.0"`/],
+  ['a probe host of digits and dots that is no IP address', { readiness: { path: '/readyz' }, probeServer: { port: 9000, host: '999.999.999.999' } }, 'FST_SHUTDOWN_INVALID_OPTION',
+    /`probeServer.host` to be an IP address or a host name .*, got `"999.999.999.999"`/],
   ['an unknown key in the probe server', { readiness: { path: '/readyz' }, probeServer: { port: 9000, path: '/readyz' } }, 'FST_SHUTDOWN_UNKNOWN_OPTION', /Unknown option `probeServer.path`; the options are `probeServer.port`, `probeServer.host`/],
   ['a probe server with no route to serve', { probeServer: { port: 9000 } }, 'FST_SHUTDOWN_INVALID_OPTION',
     /`probeServer` to be used with at least one of `readiness`, `liveness` or `preStopRoute`, the routes it serves, got `\{"port":9000\}` \(object\)/],
