@@ -224,24 +224,32 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     const booting = this.booted ? {} : { booting: true }
     this.log.info({ ...triggerFields(trigger), ...booting, preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
 
-    // Without a window the listener closes at once, in the same turn as the start.
+    // Pre-stop: readiness fails, every route still serves. Without a window the listener closes in this turn.
     if (preStopDelay > 0) await this.preStopWindow(preStopDelay)
     if (!this.transition(STATE.DRAINING)) return
     this.reportBuilder.phaseEnded('preStopMs', this.reportBuilder.startedAt)
+
+    // Draining: the listener closes, each connection ends after its response, the participants wind down.
     const drainStart = performance.now()
     this.ownTelemetry?.enterPhase('draining', this.connections.inFlight)
-    const endDrainDeadline = this.deadlines.start(drainTimeout, () => { void this.force('drain-timeout', trigger) })
+    const endDrainDeadline = this.startDrainDeadline(trigger)
     const inFlight = this.connections.inFlight
     const listenerClosed = this.connections.closeListeners()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
     await Promise.all([listenerClosed, this.participantsSettled()])
-
     if (!this.transition(STATE.CLOSING)) return
     const drainMs = this.reportBuilder.phaseEnded('drainMs', drainStart)
     this.log.info({ drainMs, completedRequests: this.responses.completed, rejectedRequests: this.rejectedRequests }, 'drained')
+
+    // Closing: fastify.close() and its onClose hooks, the telemetry flush, the report.
     this.ownTelemetry?.enterPhase('closing', this.connections.inFlight)
     await this.closeThenReport(endDrainDeadline)
+  }
+
+  /** Forces the shutdown once `drainTimeout` has passed; returns what ends the deadline first. */
+  private startDrainDeadline (trigger: ShutdownTrigger): () => void {
+    return this.deadlines.start(this.options.drainTimeout, () => { void this.force('drain-timeout', trigger) })
   }
 
   /** Readiness fails while every route still serves, so that load balancers stop routing here. */
@@ -259,8 +267,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   private async joinDirectClose (trigger: ShutdownTrigger): Promise<void> {
     const { drainTimeout } = this.options
     this.log.info({ ...triggerFields(trigger), drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started after fastify.close(): waiting for it')
-    const endDrainDeadline = this.deadlines.start(drainTimeout, () => { void this.force('drain-timeout', trigger) })
-    await this.closeThenReport(endDrainDeadline)
+    await this.closeThenReport(this.startDrainDeadline(trigger))
   }
 
   /**
