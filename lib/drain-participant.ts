@@ -1,3 +1,13 @@
+import type { TaskOutcome } from '../types'
+
+/** What one participant adds to the report. */
+export interface ReportPart {
+  /** Its counts of how things ended, under `connections.<name>`. */
+  readonly connections?: Readonly<Record<string, number>>
+  readonly abortedRequests?: number
+  readonly tasks?: readonly TaskOutcome[]
+}
+
 /**
  * Long-lived work that a drain must end by itself: WebSockets, HTTP/2 sessions, the app's shutdown tasks,
  * request signals. Each is told when draining starts and when the force path runs; what it holds open
@@ -11,6 +21,6 @@ export interface DrainParticipant {
   forced (): void
   /** Work the drain waits for besides the connections, e.g. shutdown tasks. */
   settled? (): Promise<void>
-  /** Counts for the report: how many things ended cleanly, how many were cut on purpose. */
-  outcome? (): Readonly<Record<string, number>>
+  /** Its part of the report, as it stands now: asked when the report is drafted and when it is built. */
+  reportPart? (): ReportPart
 }

@@ -4,7 +4,7 @@ import type { OpenRequest } from '../types'
 import type { ResponseWatcher } from './response-watcher'
 import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
 import type { RequestTelemetry } from './shutdown-telemetry'
-import type { DrainParticipant } from './drain-participant'
+import type { DrainParticipant, ReportPart } from './drain-participant'
 import { kArrivedAt, kNotedReply, kRejected } from './symbols'
 
 /** A stream with what the drain hook noted about its request. */
@@ -76,6 +76,10 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   /** How the sessions ended, for the report. */
   outcome (): Http2Outcome {
     return { closed: this.closed, destroyed: this.destroyed }
+  }
+
+  reportPart (): ReportPart {
+    return { connections: this.outcome() }
   }
 
   drainStarted (): void {

@@ -51,7 +51,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const participants: DrainParticipant[] = [requestSignals, tasks]
   if (webSockets !== null) participants.push(webSockets)
   if (http2 !== null) participants.push(http2)
-  const sequence = new ShutdownSequence({ fastify, options, connections, responses, log, ownTelemetry, requestSignals, tasks, participants })
+  const sequence = new ShutdownSequence({ fastify, options, connections, responses, log, ownTelemetry, participants })
   const probeServer = options.probeServer === false
     ? null
     : new ProbeServer(options.probeServer, options, sequence, () => startWith({ type: 'prestop-route' }), log)

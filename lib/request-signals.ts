@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ERR_ABORTED, ERR_WRAP_UP } from './errors'
-import type { DrainParticipant } from './drain-participant'
+import type { DrainParticipant, ReportPart } from './drain-participant'
 import { kRequestSignals } from './symbols'
 
 interface RequestSignalState {
@@ -36,6 +36,10 @@ export class RequestSignals implements DrainParticipant {
       if (this.forcing) this.aborted++
     }
     return state.shutdown.signal
+  }
+
+  reportPart (): ReportPart {
+    return { abortedRequests: this.aborted }
   }
 
   drainStarted (): void {

@@ -1,36 +1,31 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import type { OpenRequest, ResolvedShutdownOptions, ShutdownPhases, ShutdownReport, ShutdownTrigger, TelemetryOutcome } from '../types'
+import type { ResolvedShutdownOptions, ShutdownReport, ShutdownTrigger, TelemetryOutcome } from '../types'
 import type { ResponseWatcher } from './response-watcher'
 import type { ConnectionTracker } from './connections'
 import type { DrainGate } from './drain-hook'
-import { withinDeadline } from './deadline'
+import { Deadlines, type Timers } from './deadline'
 import { messageOf } from './errors'
 import type { ShutdownTelemetry } from './shutdown-telemetry'
 import type { DrainParticipant } from './drain-participant'
 import type { ProbedShutdown } from './probe-answers'
-import type { RequestSignals } from './request-signals'
-import type { ShutdownTasks } from './shutdown-tasks'
 import { shutDownTelemetry } from './sdk-shutdown'
+import { reportLogFields, ShutdownReportBuilder, triggerFields, type ForcedBy } from './shutdown-report'
 import { STATE, type ShutdownState } from './states'
 
-type ForcedBy = NonNullable<ShutdownReport['forcedBy']>
-
-const elapsedSince = (start: number): number => Math.round(performance.now() - start)
-
-function describeTrigger (trigger: ShutdownTrigger): Record<string, unknown> {
-  switch (trigger.type) {
-    case 'signal': return { type: 'signal', signal: trigger.signal }
-    case 'manual': return { type: 'manual', reason: trigger.reason }
-    case 'error': return { type: 'error' }
-    case 'prestop-route': return { type: 'prestop-route' }
-  }
-}
-
-/** Log fields for a trigger: an error goes under the top-level `err`, the only place pino serializes it. */
-function triggerFields (trigger: ShutdownTrigger): Record<string, unknown> {
-  const fields: Record<string, unknown> = { trigger: describeTrigger(trigger) }
-  if (trigger.type === 'error') fields.err = trigger.error
-  return fields
+/**
+ * The moves a shutdown may make. Once the force path has taken over, its own move to closed is the only one
+ * left: a step of the scheduled path that asks for another learns that it has been overtaken.
+ */
+const MOVES: Readonly<Record<ShutdownState, readonly ShutdownState[]>> = {
+  // Closing: a `fastify.close()` without a shutdown of ours; closed: its `onClose` without its `preClose`
+  // (a boot that failed), then nothing to drain.
+  [STATE.SERVING]: [STATE.PRE_STOP, STATE.CLOSING, STATE.CLOSED],
+  [STATE.PRE_STOP]: [STATE.DRAINING, STATE.FORCING],
+  [STATE.DRAINING]: [STATE.CLOSING, STATE.FORCING],
+  [STATE.CLOSING]: [STATE.FORCING, STATE.CLOSED],
+  [STATE.FORCING]: [STATE.CLOSED],
+  // A shutdown started after that close: the sequence runs, and reports.
+  [STATE.CLOSED]: [STATE.PRE_STOP]
 }
 
 /** What a shutdown works with, each part by name. */
@@ -43,12 +38,10 @@ export interface SequenceParts {
   readonly log: FastifyBaseLogger
   /** The shutdown's own spans and metrics; null without `telemetry`. */
   readonly ownTelemetry: ShutdownTelemetry | null
-  /** Also in `participants`: named here for the report's `abortedRequests`. */
-  readonly requestSignals: RequestSignals
-  /** Also in `participants`: named here for the report's `tasks`. */
-  readonly tasks: ShutdownTasks
-  /** Everything told when draining starts and when the force path runs. */
+  /** Everything told when draining starts and when the force path runs; each adds its part to the report. */
   readonly participants: readonly DrainParticipant[]
+  /** The timers of the sequence's deadlines: Node's, referenced, unless a test passes its own. */
+  readonly timers?: Timers
 }
 
 /**
@@ -56,22 +49,17 @@ export interface SequenceParts {
  * `run()` and `force()` are idempotent and settle the same promise with the same report.
  */
 export class ShutdownSequence implements DrainGate, ProbedShutdown {
-  serving = true
   state: ShutdownState = STATE.SERVING
   rejectedRequests = 0
   report: ShutdownReport | null = null
 
-  private trigger: ShutdownTrigger | null = null
-  private startedAt = 0
-  private startedAtIso = ''
-  private readonly phases: { -readonly [K in keyof ShutdownPhases]: ShutdownPhases[K] } = {}
-  private readonly errors: string[] = []
-  private openRequests: OpenRequest[] = []
-  private forcedBy: ForcedBy | null = null
-  private completion: Promise<ShutdownReport> | null = null
-  private settle: (report: ShutdownReport) => void = () => {}
+  /** Settles with the report once it is out; null until a shutdown starts. */
+  private reported: Promise<ShutdownReport> | null = null
+  private resolveReported: (report: ShutdownReport) => void = () => {}
+  private readonly reportBuilder: ShutdownReportBuilder
+  private readonly deadlines: Deadlines
   private fastifyClose: Promise<void> | null = null
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private telemetryFlush: Promise<TelemetryOutcome> | null = null
   private wakePreStop: (() => void) | null = null
   private preStopEnded: (() => void) | null = null
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
@@ -83,10 +71,6 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   /** Settles when Fastify reaches the plugin's `onClose` hook in a close someone else started. */
   private readonly reachedOnClose: Promise<void> = new Promise((resolve) => { this.onCloseReached = resolve })
   private booted = false
-  private fastifyCloseFailed = false
-  private cutSpans = 0
-  private telemetry: Promise<TelemetryOutcome> | null = null
-  private telemetryOutcome: TelemetryOutcome | null = null
 
   private readonly fastify: FastifyInstance
   private readonly options: ResolvedShutdownOptions
@@ -94,8 +78,6 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   private readonly responses: ResponseWatcher
   private readonly log: FastifyBaseLogger
   private readonly ownTelemetry: ShutdownTelemetry | null
-  private readonly requestSignals: RequestSignals
-  private readonly tasks: ShutdownTasks
   private readonly participants: readonly DrainParticipant[]
 
   constructor (parts: SequenceParts) {
@@ -105,26 +87,37 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     this.responses = parts.responses
     this.log = parts.log
     this.ownTelemetry = parts.ownTelemetry
-    this.requestSignals = parts.requestSignals
-    this.tasks = parts.tasks
     this.participants = parts.participants
+    this.deadlines = new Deadlines(parts.timers)
+    this.reportBuilder = new ShutdownReportBuilder({
+      connections: parts.connections,
+      responses: parts.responses,
+      gate: this,
+      participants: parts.participants,
+      telemetryTargets: parts.options.telemetry.length
+    })
+  }
+
+  /** True until a shutdown starts: what the drain hook reads on every request. */
+  get serving (): boolean {
+    return this.state === STATE.SERVING
   }
 
   /** The promise of the report, once a shutdown has started; null before. */
   get finished (): Promise<ShutdownReport> | null {
-    return this.completion
+    return this.reported
   }
 
   run (trigger: ShutdownTrigger): Promise<ShutdownReport> {
-    if (this.completion) return this.completion
-    const completion = this.begin(trigger)
-    this.follow(this.closedDirectly ? this.joinDirectClose() : this.scheduled(), trigger)
-    return completion
+    if (this.reported) return this.reported
+    const reported = this.begin(trigger)
+    this.follow(this.closedDirectly ? this.joinDirectClose(trigger) : this.scheduled(trigger), trigger)
+    return reported
   }
 
   private follow (steps: Promise<void>, trigger: ShutdownTrigger): void {
     steps.catch((err: unknown) => {
-      this.errors.push(`shutdown sequence failed: ${messageOf(err)}`)
+      this.reportBuilder.error(`shutdown sequence failed: ${messageOf(err)}`)
       this.log.error({ err }, 'shutdown sequence failed, forcing')
       void this.force('internal-error', trigger)
     })
@@ -132,12 +125,10 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
 
   /** `error`: what went wrong, for the report's errors (a fatal error during the shutdown). */
   force (forcedBy: ForcedBy, trigger: ShutdownTrigger, error?: string): Promise<ShutdownReport> {
-    const completion = this.completion ?? this.begin(trigger)
-    if (error !== undefined && this.state !== STATE.CLOSED) this.errors.push(error)
-    if (this.forcedBy !== null || this.state === STATE.CLOSED) return completion
-    this.forcedBy = forcedBy
-    void this.forced()
-    return completion
+    const reported = this.reported ?? this.begin(trigger)
+    if (error !== undefined && this.state !== STATE.CLOSED) this.reportBuilder.error(error)
+    if (this.transition(STATE.FORCING)) void this.forced(forcedBy)
+    return reported
   }
 
   /**
@@ -146,14 +137,13 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
    */
   closingDirectly (): Promise<void> {
     this.closedByOthers = this.fastifyClose === null
-    if (this.completion) {
+    if (this.reported) {
       // Fastify is closing the listener now: a pre-stop window would keep nothing open any more.
       if (this.closedByOthers) this.wakePreStop?.()
       return Promise.resolve()
     }
     this.closedDirectly = true
-    this.serving = false
-    this.state = STATE.CLOSING
+    this.transition(STATE.CLOSING)
     this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
     this.responses.begin()
@@ -173,11 +163,11 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   reachOnClose (): Promise<ShutdownReport> | null {
     if (!this.closedByOthers) return null
     this.onCloseReached()
-    if (this.completion) return this.completion
+    if (this.reported) return this.reported
     const trigger: ShutdownTrigger = { type: 'manual', reason: 'fastify.close()' }
-    const completion = this.begin(trigger)
+    const reported = this.begin(trigger)
     this.follow(this.closeThenReport(), trigger)
-    return completion
+    return reported
   }
 
   /**
@@ -185,7 +175,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
    * server's close): reported, and the drain goes on without what failed.
    */
   internalError (err: unknown, during: string): void {
-    this.errors.push(`internal error while ${during}: ${messageOf(err)}`)
+    this.reportBuilder.error(`internal error while ${during}: ${messageOf(err)}`)
     this.log.error({ err, during }, 'internal error, the drain goes on')
   }
 
@@ -197,109 +187,129 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   /** `onClose`: everything the sequence holds ends here, whoever called `fastify.close()`. */
   dispose (): void {
     this.responses.end()
-    if (!this.completion) this.state = STATE.CLOSED
+    if (!this.reported) this.transition(STATE.CLOSED)
+  }
+
+  /**
+   * Moves the sequence to `next`, when {@link MOVES} allows it: false, and nothing moves, when it does not.
+   * Leaving pre-stop for draining or forcing ends the pre-stop window.
+   */
+  private transition (next: ShutdownState): boolean {
+    if (!MOVES[this.state].includes(next)) return false
+    this.state = next
+    if (next === STATE.DRAINING || next === STATE.FORCING) this.preStopEnded!()
+    return true
   }
 
   private begin (trigger: ShutdownTrigger): Promise<ShutdownReport> {
-    this.trigger = trigger
-    this.startedAt = performance.now()
-    this.startedAtIso = new Date().toISOString()
-    this.serving = false
-    this.state = this.closedDirectly ? STATE.CLOSING : STATE.PRE_STOP
+    this.reportBuilder.start(trigger)
+    // After a direct fastify.close() the sequence is closing already: there is no pre-stop left to have.
+    if (!this.closedDirectly) this.transition(STATE.PRE_STOP)
     this.responses.begin()
     this.connections.closeAfterCurrentResponses()
     this.ownTelemetry?.started(trigger, this.connections.inFlight)
-    this.completion = new Promise((resolve) => { this.settle = resolve })
-    return this.completion
+    this.reported = new Promise((resolve) => { this.resolveReported = resolve })
+    return this.reported
   }
 
-  private async scheduled (): Promise<void> {
+  /**
+   * The shutdown as scheduled. Each wait may end with the force path in charge: the next move is then
+   * refused, and this path stops where it is, leaving the report to the force path.
+   */
+  private async scheduled (trigger: ShutdownTrigger): Promise<void> {
     const { drainTimeout } = this.options
     // While Fastify still boots nothing listens, so no load balancer can be routing here: waiting would only
     // let the listen() to come open a listener in the middle of the shutdown.
     const preStopDelay = this.booted ? this.options.preStopDelay : 0
     const booting = this.booted ? {} : { booting: true }
-    this.log.info({ ...triggerFields(this.trigger!), ...booting, preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
+    this.log.info({ ...triggerFields(trigger), ...booting, preStopDelayMs: preStopDelay, drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started')
 
-    if (preStopDelay > 0) {
-      await new Promise<void>((resolve) => {
-        this.wakePreStop = resolve
-        this.timer(resolve, preStopDelay)
-      })
-    }
-    if (this.forcedBy !== null) return
-    this.phases.preStopMs = elapsedSince(this.startedAt)
+    // Pre-stop: readiness fails, every route still serves. Without a window the listener closes in this turn.
+    if (preStopDelay > 0) await this.preStopWindow(preStopDelay)
+    if (!this.transition(STATE.DRAINING)) return
+    this.reportBuilder.phaseEnded('preStopMs', this.reportBuilder.startedAt)
 
+    // Draining: the listener closes, each connection ends after its response, the participants wind down.
     const drainStart = performance.now()
-    this.state = STATE.DRAINING
-    this.preStopEnded!()
     this.ownTelemetry?.enterPhase('draining', this.connections.inFlight)
-    const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
+    const endDrainDeadline = this.startDrainDeadline(trigger)
     const inFlight = this.connections.inFlight
     const listenerClosed = this.connections.closeListeners()
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
     await Promise.all([listenerClosed, this.participantsSettled()])
-    if (this.forcedBy !== null) return
-    this.phases.drainMs = elapsedSince(drainStart)
-    this.log.info({ drainMs: this.phases.drainMs, completedRequests: this.responses.completed, rejectedRequests: this.rejectedRequests }, 'drained')
+    if (!this.transition(STATE.CLOSING)) return
+    const drainMs = this.reportBuilder.phaseEnded('drainMs', drainStart)
+    this.log.info({ drainMs, completedRequests: this.responses.completed, rejectedRequests: this.rejectedRequests }, 'drained')
 
-    this.state = STATE.CLOSING
+    // Closing: fastify.close() and its onClose hooks, the telemetry flush, the report.
     this.ownTelemetry?.enterPhase('closing', this.connections.inFlight)
-    await this.closeThenReport(drainDeadline)
+    await this.closeThenReport(endDrainDeadline)
+  }
+
+  /** Forces the shutdown once `drainTimeout` has passed; returns what ends the deadline first. */
+  private startDrainDeadline (trigger: ShutdownTrigger): () => void {
+    return this.deadlines.start(this.options.drainTimeout, () => { void this.force('drain-timeout', trigger) })
+  }
+
+  /** Readiness fails while every route still serves, so that load balancers stop routing here. */
+  private preStopWindow (ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakePreStop = resolve
+      this.deadlines.start(ms, resolve)
+    })
   }
 
   /**
    * The app's own `fastify.close()` was already draining when the shutdown started: it is the drain. The
    * shutdown waits for it under the drain deadline, which a direct close does not have, and reports.
    */
-  private async joinDirectClose (): Promise<void> {
+  private async joinDirectClose (trigger: ShutdownTrigger): Promise<void> {
     const { drainTimeout } = this.options
-    this.log.info({ ...triggerFields(this.trigger!), drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started after fastify.close(): waiting for it')
-    const drainDeadline = this.timer(() => { void this.force('drain-timeout', this.trigger!) }, drainTimeout)
-    await this.closeThenReport(drainDeadline)
+    this.log.info({ ...triggerFields(trigger), drainTimeoutMs: drainTimeout, inFlight: this.connections.inFlight }, 'shutdown started after fastify.close(): waiting for it')
+    await this.closeThenReport(this.startDrainDeadline(trigger))
   }
 
   /**
    * `fastify.close()`, the telemetry flush, the report. After a direct `fastify.close()` it is all that is
-   * left: nothing to drain.
+   * left: nothing to drain. Both waits happen while closing: when the force path has taken over meanwhile,
+   * the sequence is closing no more and the force path reports.
    */
-  private async closeThenReport (drainDeadline?: NodeJS.Timeout): Promise<void> {
+  private async closeThenReport (endDrainDeadline?: () => void): Promise<void> {
     const closeStart = performance.now()
     await this.closeFastify()
-    if (this.forcedBy !== null) return
-    this.phases.closeMs = elapsedSince(closeStart)
+    if (this.state !== STATE.CLOSING) return
+    this.reportBuilder.phaseEnded('closeMs', closeStart)
     // The drain and the close are done: from here the telemetry flush has its own bound.
-    if (drainDeadline !== undefined) this.clearTimer(drainDeadline)
+    endDrainDeadline?.()
     await this.flushTelemetry(this.options.telemetryTimeout)
-    if (this.forcedBy !== null) return
+    if (this.state !== STATE.CLOSING) return
     this.finish()
   }
 
-  private async forced (): Promise<void> {
+  private async forced (forcedBy: ForcedBy): Promise<void> {
     const forceStart = performance.now()
     const { forceTimeout } = this.options
-    this.clearTimers()
+    this.reportBuilder.forcedBy = forcedBy
+    this.deadlines.cancelAll()
     this.wakePreStop?.()
-    this.preStopEnded!()
-    this.serving = false
-    this.state = STATE.FORCING
-    this.openRequests = this.connections.openRequests(Date.now())
-    this.log.warn({ forcedBy: this.forcedBy, forceTimeoutMs: forceTimeout, openRequests: this.openRequests }, 'forcing shutdown')
+    const openRequests = this.connections.openRequests(Date.now())
+    this.reportBuilder.openRequests = openRequests
+    this.log.warn({ forcedBy, forceTimeoutMs: forceTimeout, openRequests }, 'forcing shutdown')
 
     this.tellParticipants('forced')
     // Telemetry first: the spans of the requests about to be cut are ended and exported, not lost.
-    this.cutSpans += this.ownTelemetry?.cut(this.connections.openRequestTelemetry()) ?? 0
+    this.reportBuilder.cutSpans += this.ownTelemetry?.cut(this.connections.openRequestTelemetry()) ?? 0
     const telemetry = this.flushTelemetry(forceTimeout)
     const work = (async () => {
       this.connections.destroyAll()
       await this.closeFastify()
       await telemetry
     })()
-    if (!(await withinDeadline(work, forceTimeout))) {
-      this.errors.push(`force path did not finish within forceTimeout (${forceTimeout} ms)`)
+    if (!(await this.deadlines.within(work, forceTimeout))) {
+      this.reportBuilder.error(`force path did not finish within forceTimeout (${forceTimeout} ms)`)
     }
-    this.phases.forceMs = elapsedSince(forceStart)
+    this.reportBuilder.phaseEnded('forceMs', forceStart)
     this.finish()
   }
 
@@ -309,16 +319,16 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
    */
   private flushTelemetry (boundMs: number): Promise<TelemetryOutcome> | null {
     if (this.options.telemetry.length === 0) return null
-    if (this.telemetry === null) {
-      this.ownTelemetry?.finished(this.draftReport())
+    if (this.telemetryFlush === null) {
+      this.ownTelemetry?.finished(this.reportBuilder.draft())
       const start = performance.now()
-      this.telemetry = shutDownTelemetry(this.options.telemetry, boundMs, this.cutSpans).then((outcome) => {
-        this.phases.telemetryMs = elapsedSince(start)
-        this.telemetryOutcome = outcome
+      this.telemetryFlush = shutDownTelemetry(this.options.telemetry, boundMs, this.reportBuilder.cutSpans).then((outcome) => {
+        this.reportBuilder.phaseEnded('telemetryMs', start)
+        this.reportBuilder.telemetryShutDown(outcome)
         return outcome
       })
     }
-    return this.telemetry
+    return this.telemetryFlush
   }
 
   private async participantsSettled (): Promise<void> {
@@ -331,7 +341,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
       try {
         participant[event]()
       } catch (err) {
-        this.errors.push(`${participant.name} failed when ${event === 'forced' ? 'forced' : 'draining started'}: ${messageOf(err)}`)
+        this.reportBuilder.error(`${participant.name} failed when ${event === 'forced' ? 'forced' : 'draining started'}: ${messageOf(err)}`)
         this.log.error({ err, participant: participant.name }, 'a drain participant failed')
       }
     }
@@ -354,92 +364,24 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
       const closed = (err: Error | null): Promise<unknown> => {
         if (err) {
           // The requests were served, but what the onClose hooks close (pools, files) may not be: not a clean exit.
-          this.fastifyCloseFailed = true
-          this.errors.push(`fastify.close() failed: ${messageOf(err)}`)
+          this.reportBuilder.closeFailed = true
+          this.reportBuilder.error(`fastify.close() failed: ${messageOf(err)}`)
           this.log.error({ err }, 'fastify.close() failed')
         }
         resolve()
-        return this.completion!
+        return this.reported!
       }
       this.fastify.close(closed as unknown as () => void)
     })
     return this.fastifyClose
   }
 
-  /**
-   * Shutdown timers stay referenced: they are what guarantees the end. An unreferenced deadline would let
-   * the process exit 0 silently when a stuck hook leaves nothing else on the event loop.
-   */
-  private timer (fn: () => void, ms: number): NodeJS.Timeout {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
-      fn()
-    }, ms)
-    this.timers.add(timer)
-    return timer
-  }
-
-  private clearTimer (timer: NodeJS.Timeout): void {
-    clearTimeout(timer)
-    this.timers.delete(timer)
-  }
-
-  private clearTimers (): void {
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
-  }
-
-  private draftReport (): Omit<ShutdownReport, 'telemetry' | 'connections' | 'unreadConnections'> {
-    const forced = this.forcedBy !== null
-    return {
-      trigger: this.trigger!,
-      outcome: forced ? 'forced' : 'completed',
-      ...(forced ? { forcedBy: this.forcedBy! } : {}),
-      exitCode: forced || this.trigger!.type === 'error' || this.fastifyCloseFailed ? 1 : 0,
-      startedAt: this.startedAtIso,
-      durationMs: elapsedSince(this.startedAt),
-      phases: Object.freeze({ ...this.phases }),
-      completedRequests: this.responses.completed,
-      rejectedRequests: this.rejectedRequests,
-      abortedRequests: this.requestSignals.aborted,
-      openRequests: Object.freeze(this.openRequests),
-      tasks: this.tasks.report(),
-      errors: Object.freeze([...this.errors])
-    }
-  }
-
   private finish (): void {
-    if (this.report) return
-    this.clearTimers()
+    if (!this.transition(STATE.CLOSED)) return
+    this.deadlines.cancelAll()
     this.responses.end()
-    this.state = STATE.CLOSED
-    const telemetry = this.options.telemetry.length === 0
-      ? {}
-      : { telemetry: this.telemetryOutcome ?? unconfirmedTelemetry(this.options.telemetry.length, this.cutSpans) }
-    const connections = Object.fromEntries([
-      ['http', Object.freeze(this.connections.outcome())],
-      ...this.participants.flatMap((participant) =>
-        participant.outcome === undefined ? [] : [[participant.name, Object.freeze(participant.outcome())]])
-    ])
-    this.report = Object.freeze({
-      ...this.draftReport(),
-      connections: Object.freeze(connections),
-      unreadConnections: Object.freeze(this.connections.unread.map((connection) => Object.freeze({ ...connection }))),
-      ...telemetry
-    })
-    const { trigger, ...fields } = this.report
-    this.log.info({ ...fields, ...triggerFields(trigger) }, this.forcedBy !== null ? 'shutdown forced' : 'shutdown complete')
-    this.settle(this.report)
+    this.report = this.reportBuilder.build()
+    this.log.info(reportLogFields(this.report), this.report.outcome === 'forced' ? 'shutdown forced' : 'shutdown complete')
+    this.resolveReported(this.report)
   }
-}
-
-/** The force path's bound passed while the telemetry was still shutting down. */
-function unconfirmedTelemetry (targets: number, cutSpans: number): TelemetryOutcome {
-  return Object.freeze({
-    confirmed: false,
-    targets,
-    failed: Object.freeze(['the force path ended before the telemetry confirmed']),
-    timedOut: true,
-    cutSpans
-  })
 }

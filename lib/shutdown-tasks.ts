@@ -3,7 +3,7 @@ import type { ShutdownTask, TaskOutcome } from '../types'
 import { withinDeadline } from './deadline'
 import { ERR_INVALID_OPTION, ERR_TASK_CUT, ERR_TASK_TIMEOUT, ERR_TASK_TOO_LATE } from './errors'
 import { describe, MAX_TIMER_MS } from './options'
-import type { DrainParticipant } from './drain-participant'
+import type { DrainParticipant, ReportPart } from './drain-participant'
 
 interface Registered extends Required<Pick<ShutdownTask, 'name' | 'phase'>> {
   readonly timeout: number
@@ -45,8 +45,8 @@ export class ShutdownTasks implements DrainParticipant {
     return this.done
   }
 
-  report (): readonly TaskOutcome[] {
-    return Object.freeze([...this.outcomes])
+  reportPart (): ReportPart {
+    return { tasks: Object.freeze([...this.outcomes]) }
   }
 
   drainStarted (): void {

@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedShutdownOptions } from '../types'
 import type { Timers } from './deadline'
-import type { DrainParticipant } from './drain-participant'
+import type { DrainParticipant, ReportPart } from './drain-participant'
 
 /** The WebSocket standard's `readyState` values, which `ws` uses. */
 const OPEN = 1
@@ -68,6 +68,10 @@ export class WebSocketDrain implements DrainParticipant {
 
   outcome (): WebSocketOutcome {
     return { closed: this.closed, terminated: this.terminated }
+  }
+
+  reportPart (): ReportPart {
+    return { connections: this.outcome() }
   }
 
   drainStarted (): void {
