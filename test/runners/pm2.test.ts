@@ -48,25 +48,32 @@ module.exports = { apps: [{ ...app, instances: 1, env: { ...app.env, PORT: '${po
   t.notOk(/still alive after/.test(await daemon.run('logs', '--nostream', '--lines', '200', 'PM2')), 'PM2 never had to SIGKILL')
 })
 
-test('pm2 fork mode with PM2\'s default kill_timeout: a warning with the numbers at start; a request in flight at stop completes, and the report is in the log', async (t) => {
+/**
+ * Starts the example app in fork mode under `settings`, holds an event stream open (its headers say the
+ * request is in its handler, and draining ends it with a last event), stops the app, and returns that stream's
+ * response and the app's log lines. wait_ready, with a listen_timeout far beyond the test's patience, so that
+ * `pm2 start` returns once the plugin has said 'ready'.
+ */
+async function stopWithRequestInFlight (t: Parameters<typeof pm2>[0], name: string, settings: string) {
   const daemon = pm2(t)
   const port = await freePort()
-  const config = path.join(daemon.home, 'fork.config.cjs')
-  // No kill_timeout: PM2's 1600 ms. wait_ready, with a listen_timeout far beyond the test's patience, so that
-  // \`pm2 start\` returns once the plugin has said 'ready'.
-  writeFileSync(config, `module.exports = { apps: [{ name: 'forked', script: 'server.mjs', cwd: ${JSON.stringify(EXAMPLE_APP)},
-  exec_mode: 'fork', wait_ready: true, listen_timeout: 60000, env: { PORT: '${port}', HOST: '127.0.0.1' } }] }
+  const config = path.join(daemon.home, `${name}.config.cjs`)
+  writeFileSync(config, `module.exports = { apps: [{ name: '${name}', script: 'server.mjs', cwd: ${JSON.stringify(EXAMPLE_APP)},
+  exec_mode: 'fork', wait_ready: true, listen_timeout: 60000, ${settings} env: { PORT: '${port}', HOST: '127.0.0.1' } }] }
 `)
   await daemon.run('start', config)
-  // An event stream: its headers say the request is in its handler, and draining ends it with a last event.
   const events = get(false, port, '/events?everyMs=100')
   await events.headers
-  await daemon.run('stop', 'forked')
-  const response = await events.response
+  await daemon.run('stop', name)
+  return { response: await events.response, logs: daemon.outLogs(name).flatMap(jsonLines) }
+}
+
+test('pm2 fork mode with PM2\'s default kill_timeout: a warning with the numbers at start; a request in flight at stop completes, and the report is in the log', async (t) => {
+  // No kill_timeout: PM2's 1600 ms.
+  const { response, logs } = await stopWithRequestInFlight(t, 'forked', '')
   t.equal(response.status, 200)
   t.match(response.body, /event: bye/, 'the request in flight at SIGINT was wrapped up and completed')
 
-  const logs = daemon.outLogs('forked').flatMap(jsonLines)
   const warning = logs.find((line) => /PM2 SIGKILLs/.test(line.msg))
   t.match(warning, { level: 40, pm2KillTimeoutMs: 1600, pm2KillTimeoutFrom: 'default', worstCaseMs: 13_000, drainTimeoutMs: 10_000, forceTimeoutMs: 3_000 },
     'warned at start, with the numbers')
@@ -75,22 +82,9 @@ test('pm2 fork mode with PM2\'s default kill_timeout: a warning with the numbers
 })
 
 test('pm2 with shutdown_with_message: the IPC message \'shutdown\' drains like SIGINT, and the report names it', async (t) => {
-  const daemon = pm2(t)
-  const port = await freePort()
-  const config = path.join(daemon.home, 'message.config.cjs')
-  writeFileSync(config, `module.exports = { apps: [{ name: 'by-message', script: 'server.mjs', cwd: ${JSON.stringify(EXAMPLE_APP)},
-  exec_mode: 'fork', shutdown_with_message: true, kill_timeout: 15000, wait_ready: true, listen_timeout: 60000,
-  env: { PORT: '${port}', HOST: '127.0.0.1' } }] }
-`)
-  await daemon.run('start', config)
-  const events = get(false, port, '/events?everyMs=100')
-  await events.headers
-  await daemon.run('stop', 'by-message')
-  const response = await events.response
+  const { response, logs } = await stopWithRequestInFlight(t, 'by-message', 'shutdown_with_message: true, kill_timeout: 15000,')
   t.equal(response.status, 200)
   t.match(response.body, /event: bye/, 'the request in flight at the message was wrapped up and completed')
-
-  const logs = daemon.outLogs('by-message').flatMap(jsonLines)
   t.match(logs.find((line) => line.msg === 'shutdown complete'),
     { trigger: { type: 'manual', reason: 'PM2 shutdown message' }, outcome: 'completed', exitCode: 0, completedRequests: 1 })
 })
