@@ -8,7 +8,7 @@ export interface Timers {
  * Referenced, like every shutdown timer: a deadline is what guarantees the end, and an unreferenced one would
  * let the process exit 0 silently when what it bounds leaves nothing else on the event loop.
  */
-export const REFERENCED: Timers = {
+const REFERENCED: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout)
 }

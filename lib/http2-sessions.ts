@@ -73,13 +73,9 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
     return [...this.streams].map(requestTelemetryOf)
   }
 
-  /** How the sessions ended, for the report. */
-  outcome (): Http2Outcome {
-    return { closed: this.closed, destroyed: this.destroyed }
-  }
-
-  reportPart (): ReportPart {
-    return { connections: this.outcome() }
+  /** How the sessions ended. */
+  reportPart (): ReportPart & { connections: Http2Outcome } {
+    return { connections: { closed: this.closed, destroyed: this.destroyed } }
   }
 
   drainStarted (): void {

@@ -161,7 +161,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     if (pm2 !== null) stopPm2Messages = onPm2ShutdownMessage(() => { void startWith({ type: 'manual', reason: 'PM2 shutdown message' }) })
     fastify.addHook('onListen', (hookDone) => {
       // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
-      if (fastifyCliListeners(ours).size > 0) warnAboutFastifyCli(log, options)
+      if (fastifyCliListeners(signalHub.isOurs).size > 0) warnAboutFastifyCli(log, options)
       warnAboutForeignListeners(log, options.signals, expectedListeners())
       hookDone()
     })
@@ -220,14 +220,10 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   done()
 }
 
-function ours (listener: unknown): boolean {
-  return signalHub.isOurs(listener)
-}
-
 /** Ours, and fastify-cli's close-with-grace, which has its own warning with the delay that fits. */
 function expectedListeners (): (listener: unknown) => boolean {
-  const fastifyCli = fastifyCliListeners(ours)
-  return (listener) => ours(listener) || fastifyCli.has(listener as Function)
+  const fastifyCli = fastifyCliListeners(signalHub.isOurs)
+  return (listener) => signalHub.isOurs(listener) || fastifyCli.has(listener as Function)
 }
 
 const fastifyShutdown = fp(plugin, { fastify: '5.x', name: 'fastify-shutdown' })

@@ -80,9 +80,7 @@ class SignalHub {
     if (this.firstTrigger === null) this.release()
   }
 
-  isOurs (listener: unknown): boolean {
-    return listener === this.onSignal
-  }
+  readonly isOurs = (listener: unknown): boolean => listener === this.onSignal
 
   private release (): void {
     const stillWanted = new Set([...this.participants].flatMap((participant) => participant.signals))
@@ -131,7 +129,7 @@ class SignalHub {
    * forceTimeout and reported.
    */
   private readonly takeOverSecondSignals = (): void => {
-    const exitsAtOnce = closeWithGraceListeners((listener) => this.isOurs(listener))
+    const exitsAtOnce = closeWithGraceListeners(this.isOurs)
     for (const signal of this.listenedSignals) {
       for (const listener of exitsAtOnce) process.removeListener(signal, listener as (signal: NodeJS.Signals) => void)
     }

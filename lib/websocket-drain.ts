@@ -66,12 +66,8 @@ export class WebSocketDrain implements DrainParticipant {
     private readonly timers: Timers = NODE_TIMERS
   ) {}
 
-  outcome (): WebSocketOutcome {
-    return { closed: this.closed, terminated: this.terminated }
-  }
-
-  reportPart (): ReportPart {
-    return { connections: this.outcome() }
+  reportPart (): ReportPart & { connections: WebSocketOutcome } {
+    return { connections: { closed: this.closed, terminated: this.terminated } }
   }
 
   drainStarted (): void {

@@ -73,7 +73,7 @@ test('without @fastify/websocket, draining and forcing do nothing', async (t) =>
   t.ok(drain instanceof WebSocketDrain)
   drain.drainStarted()
   drain.forced()
-  t.same(drain.outcome(), { closed: 0, terminated: 0 })
+  t.same(drain.reportPart().connections, { closed: 0, terminated: 0 })
   await app.close()
 })
 
@@ -101,7 +101,7 @@ test('each open socket gets the goodbye then 1001 with the reason; the timer end
   t.equal(timers.pending.size, 1, 'still waiting for the second')
   sockets[1]!.finish()
   t.equal(timers.pending.size, 0, 'the timer is cleared by the last close event')
-  t.same(drain.outcome(), { closed: 2, terminated: 0 })
+  t.same(drain.reportPart().connections, { closed: 2, terminated: 0 })
   t.match(lines.at(-1), { msg: 'websockets closed', closed: 2, terminated: 0 })
   drain.drainStarted()
   t.same(sockets[0]!.sent, ['so long'], 'a second drainStarted changes nothing')
@@ -116,7 +116,7 @@ test('a socket already closing gets the deadline but no second close frame', asy
   t.equal(closing.closeFrame, null)
   timers.fire()
   t.ok(closing.terminated, 'terminated at closeTimeout')
-  t.same(drain.outcome(), { closed: 0, terminated: 1 })
+  t.same(drain.reportPart().connections, { closed: 0, terminated: 1 })
   t.match(lines.at(-1), { level: 40, msg: 'websockets terminated', terminated: 1, terminatedBy: 'close-timeout' })
 })
 
@@ -127,7 +127,7 @@ test('a socket that opens while draining is closed as it opens', async (t) => {
   server.emit('connection', late, {})
   t.same(late.closeFrame, [GOING_AWAY, 'bye'])
   late.finish()
-  t.same(drain.outcome(), { closed: 1, terminated: 0 })
+  t.same(drain.reportPart().connections, { closed: 1, terminated: 0 })
 })
 
 test('forced before draining began: every open socket is terminated at once, and later ones are left to the force path', async (t) => {
@@ -136,7 +136,7 @@ test('forced before draining began: every open socket is terminated at once, and
   drain.forced()
   t.ok(sockets.every((socket) => socket.terminated))
   t.ok(sockets.every((socket) => socket.closeFrame === null), 'no close frame: no time for a handshake')
-  t.same(drain.outcome(), { closed: 0, terminated: 2 })
+  t.same(drain.reportPart().connections, { closed: 0, terminated: 2 })
   t.match(lines.at(-1), { level: 40, msg: 'websockets terminated', terminated: 2, terminatedBy: 'forced' })
   t.equal(server.listenerCount('connection'), 0)
 })
@@ -149,7 +149,7 @@ test('forced while sockets are closing: those still waiting are terminated, the 
   drain.forced()
   t.equal(timers.pending.size, 0)
   t.ok(sockets[1]!.terminated)
-  t.same(drain.outcome(), { closed: 1, terminated: 1 })
+  t.same(drain.reportPart().connections, { closed: 1, terminated: 1 })
   t.equal(server.listenerCount('connection'), 0)
 })
 
@@ -161,5 +161,5 @@ test('fastify.close() leaves nothing behind; sockets it still waited for count a
   await app.close()
   t.equal(timers.pending.size, 0, 'no timer outlives fastify.close()')
   t.equal(server.listenerCount('connection'), 0, 'no listener either')
-  t.same(drain.outcome(), { closed: 1, terminated: 0 })
+  t.same(drain.reportPart().connections, { closed: 1, terminated: 0 })
 })
