@@ -161,8 +161,9 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     if (pm2 !== null) stopPm2Messages = onPm2ShutdownMessage(() => { void startWith({ type: 'manual', reason: 'PM2 shutdown message' }) })
     fastify.addHook('onListen', (hookDone) => {
       // fastify-cli installs its close-with-grace once the app has loaded: it is there by now.
-      if (fastifyCliListeners(signalHub.isOurs).size > 0) warnAboutFastifyCli(log, options)
-      warnAboutForeignListeners(log, options.signals, expectedListeners())
+      const fastifyCli = fastifyCliListeners(signalHub.isOurs)
+      if (fastifyCli.size > 0) warnAboutFastifyCli(log, options)
+      warnAboutForeignListeners(log, options.signals, expectedListeners(fastifyCli))
       hookDone()
     })
   }
@@ -221,8 +222,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
 }
 
 /** Ours, and fastify-cli's close-with-grace, which has its own warning with the delay that fits. */
-function expectedListeners (): (listener: unknown) => boolean {
-  const fastifyCli = fastifyCliListeners(signalHub.isOurs)
+function expectedListeners (fastifyCli = fastifyCliListeners(signalHub.isOurs)): (listener: unknown) => boolean {
   return (listener) => signalHub.isOurs(listener) || fastifyCli.has(listener as Function)
 }
 
