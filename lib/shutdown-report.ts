@@ -67,12 +67,12 @@ export class ShutdownReportBuilder {
   }
 
   /** What is known before the connections' and the telemetry's outcomes: the shutdown's own telemetry records it. */
-  draft (): DraftReport {
+  draft (parts = this.parts()): DraftReport {
     const forced = this.forcedBy !== null
     const trigger = this.trigger!
     let abortedRequests = 0
     let tasks: readonly TaskOutcome[] = Object.freeze([])
-    for (const part of this.parts()) {
+    for (const [, part] of parts) {
       abortedRequests += part.abortedRequests ?? 0
       tasks = part.tasks ?? tasks
     }
@@ -95,27 +95,27 @@ export class ShutdownReportBuilder {
 
   /** The report, frozen: once the connections have ended, and the telemetry has been shut down or given up on. */
   build (): ShutdownReport {
-    const { connections, participants, telemetryTargets } = this.sources
+    const { connections, telemetryTargets } = this.sources
+    const parts = this.parts()
     const outcomes = Object.fromEntries([
       ['http', Object.freeze(connections.outcome())],
-      ...participants.flatMap((participant) => {
-        const counts = participant.reportPart?.().connections
-        return counts === undefined ? [] : [[participant.name, Object.freeze(counts)]]
-      })
+      ...parts.flatMap(([name, part]) => part.connections === undefined ? [] : [[name, Object.freeze(part.connections)]])
     ])
     const telemetry = telemetryTargets === 0
       ? {}
       : { telemetry: this.telemetry ?? unconfirmedTelemetry(telemetryTargets, this.cutSpans) }
     return Object.freeze({
-      ...this.draft(),
+      ...this.draft(parts),
       connections: Object.freeze(outcomes),
       unreadConnections: Object.freeze(connections.unread.map((connection) => Object.freeze({ ...connection }))),
       ...telemetry
     })
   }
 
-  private parts (): ReportPart[] {
-    return this.sources.participants.flatMap((participant) => participant.reportPart?.() ?? [])
+  /** Each participant's part as it stands now, under the participant's name: asked once per draft or report. */
+  private parts (): Array<[name: string, part: ReportPart]> {
+    return this.sources.participants.flatMap((participant) =>
+      participant.reportPart === undefined ? [] : [[participant.name, participant.reportPart()]])
   }
 }
 
