@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
 import type { ConnectionsOutcome, OpenRequest, UnreadConnection } from '../types'
-import { closesConnection, connectionState, replaceCloseIdleConnections, requestOf, responseOwed, secondaryServers } from './internals'
+import { closesConnection, connectionState, requestOf, responseOwed, secondaryServers, stopListening } from './internals'
 import type { RequestTelemetry } from './shutdown-telemetry'
 import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
 
@@ -69,7 +69,7 @@ interface Grace {
  */
 export class ConnectionTracker {
   private readonly connections = new Map<NotedSocket, Connection>()
-  private readonly restorers: (() => void)[] = []
+  private readonly untrackers: (() => void)[] = []
   /** In the grace, by the time it ends. */
   private readonly grace: Grace[] = []
   private graceTimer: NodeJS.Timeout | null = null
@@ -97,17 +97,13 @@ export class ConnectionTracker {
     private readonly streams: StreamRequests | null = null
   ) {}
 
-  /** Tracks the connections this server accepts from now on, and takes the place of its idle reaping. */
+  /** Tracks the connections this server accepts from now on. */
   addServer (server: Server): void {
     if (this.servers.has(server)) return
     this.servers.add(server)
     const event = server instanceof TlsServer ? 'secureConnection' : 'connection'
     server.on(event, this.track)
-    const restore = replaceCloseIdleConnections(server, this.closeIdleConnections)
-    this.restorers.push(() => {
-      server.removeListener(event, this.track)
-      restore()
-    })
+    this.untrackers.push(() => { server.removeListener(event, this.track) })
   }
 
   /**
@@ -127,7 +123,7 @@ export class ConnectionTracker {
   }
 
   detach (): void {
-    for (const restore of this.restorers.splice(0)) restore()
+    for (const untrack of this.untrackers.splice(0)) untrack()
     this.clearGraceTimer()
   }
 
@@ -150,11 +146,16 @@ export class ConnectionTracker {
     return ended
   }
 
-  /** Stops every listener; resolves once each has closed, which it does when its last connection has ended. */
+  /**
+   * Stops every listener and closes the idle connections; resolves once each listener has closed, which it
+   * does when its last connection has ended.
+   */
   closeListeners (): Promise<void> {
-    return Promise.all([...this.servers].map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-    }))).then(() => {})
+    const closed = Promise.all([...this.servers].map((server) => new Promise<void>((resolve) => {
+      stopListening(server, resolve)
+    })))
+    this.closeIdleConnections()
+    return closed.then(() => {})
   }
 
   /**
@@ -229,14 +230,14 @@ export class ConnectionTracker {
   }
 
   /**
-   * Takes the place of each server's `closeIdleConnections()`, which `server.close()` and `fastify.close()`
-   * call. Node's own destroys every connection that owes no response at once, so a client sending its next
-   * request at that moment sees a reset; it counts a response as done once `end()` ran and destroys its
-   * connection while most of a large body may still wait in the buffers; and it spares a connection whose
-   * request is still arriving, while `server.close()` stops the `headersTimeout` check that would have ended
-   * it.
+   * Closes the connections that owe no response, as the servers' own `closeIdleConnections()` would, without
+   * its races. Node's destroys every such connection at once, so a client sending its next request at that
+   * moment sees a reset; it counts a response as done once `end()` ran and destroys its connection while most
+   * of a large body may still wait in the buffers; and it spares a connection whose request is still arriving,
+   * while `server.close()` stops the `headersTimeout` check that would have ended it. From here on, a
+   * connection a response leaves idle is closed too.
    */
-  private readonly closeIdleConnections = (): void => {
+  closeIdleConnections (): void {
     this.draining = true
     const now = Date.now()
     // A connection that cannot be read is closed once nothing else is left, like one with a request arriving.

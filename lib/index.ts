@@ -19,6 +19,7 @@ import { DuplicateSignalWindow, signalHub, type SignalParticipant } from './proc
 import { RequestSignals } from './request-signals'
 import { ResponseWatcher } from './response-watcher'
 import { routesOutOfReach } from './routes-out-of-reach'
+import { logThatNeverThrows } from './safe-log'
 import { ShutdownSequence } from './sequence'
 import { warnIfBudgetIsTight } from './shutdown-budget'
 import { ShutdownTasks } from './shutdown-tasks'
@@ -36,8 +37,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     done(err as Error)
     return
   }
-  const log = fastify.log.child({ plugin: 'fastify-shutdown' })
   // Told of failures and finished responses once they are made, further down.
+  const log = logThatNeverThrows(fastify.log.child({ plugin: 'fastify-shutdown' }), (err) => { sequence.logFailed(err) })
   const failed = (err: unknown, during: string): void => { sequence.internalError(err, during) }
   const servers = new Set<Server>()
   const responses = new ResponseWatcher(servers, (socket, response) => { connections.responseFinished(socket, response) }, failed)

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 
 /**
@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify'
  * | `socket._httpMessage`: the response a connection owes | Node 20, 22, 24, 26 | the connection's state is unknown: it is never closed as idle, only by its own `Connection: close` response, the client or the force path |
  * | `socket.parser`: present while a connection speaks HTTP/1 | Node 20, 22, 24, 26 | as above |
  * | `response._last`: Node ends the connection after this response | Node 20, 22, 24, 26 | the response's own `Connection` header |
- * | `server.close()` calling the instance's `closeIdleConnections()` | Node 20, 22, 24, 26 | none at run time: the canary fails, and Node's own method would close idle connections at once again |
+ * | `http.Server#close()` is `closeIdleConnections()` then `net.Server#close()`, so the latter alone stops the listener and reaps nothing | Node 20, 22, 24, 26 | a server that is no `net.Server` (another runtime's) is closed with its own `close()` |
  * | Fastify's `Symbol(fastify.serverBindings)`: the servers of the other addresses of a host name | Fastify 5 | a warning at listen that names the addresses left undrained |
  */
 
@@ -67,16 +67,15 @@ export function requestOf (response: ServerResponse): IncomingMessage | undefine
 }
 
 /**
- * Node's `server.close()` (and Fastify's close, with `forceCloseConnections: 'idle'`) call the server's
- * `closeIdleConnections()`, which destroys every connection that owes no response at once: a client sending
- * its next request at that moment sees a reset. The drain takes its place; `restore` puts Node's back.
+ * Stops a server accepting connections and calls `closed` once its last connection has ended, without the
+ * reaping that `http.Server#close()` adds (Node 19+ calls the instance's `closeIdleConnections()` first, which
+ * destroys every connection that owes no response at once: a client sending its next request at that moment
+ * sees a reset). The drain closes idle connections itself, each after its grace; the server's own
+ * `closeIdleConnections()`, Node's or the app's, still runs when Fastify closes the server, once they are gone.
  */
-export function replaceCloseIdleConnections (server: Server, replacement: () => void): () => void {
-  if (typeof server.closeIdleConnections !== 'function') return () => {}
-  server.closeIdleConnections = replacement
-  return () => {
-    if (server.closeIdleConnections === replacement) delete (server as Partial<Server>).closeIdleConnections
-  }
+export function stopListening (server: Server, closed: () => void): void {
+  if (server instanceof NetServer) NetServer.prototype.close.call(server, () => { closed() })
+  else (server as { close (callback: () => void): unknown }).close(closed)
 }
 
 /**

@@ -69,6 +69,9 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   private preStopEnded: (() => void) | null = null
   /** Settles when the pre-stop window ends: the listener closes, or the force path starts. */
   readonly preStopOver: Promise<void> = new Promise((resolve) => { this.preStopEnded = resolve })
+  private drainEnded: () => void = () => {}
+  /** Settles when the drain ends: every connection has closed, or the force path starts. */
+  private readonly drainOver: Promise<void> = new Promise((resolve) => { this.drainEnded = resolve })
   private closedDirectly = false
   /** Someone else's `fastify.close()` came before the shutdown's own: fastify-cli, a test runner, the app. */
   private closedByOthers = false
@@ -76,6 +79,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   /** Settles when Fastify reaches the plugin's `onClose` hook in a close someone else started. */
   private readonly reachedOnClose: Promise<void> = new Promise((resolve) => { this.onCloseReached = resolve })
   private booted = false
+  private logFailedOnce = false
 
   private readonly fastify: FastifyInstance
   private readonly options: ResolvedShutdownOptions
@@ -138,14 +142,17 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   closingDirectly (): Promise<void> {
     this.closedByOthers = this.fastifyClose === null
     if (this.reported) {
-      // Fastify is closing the listener now: a pre-stop window would keep nothing open any more.
-      if (this.closedByOthers) this.wakePreStop?.()
-      return Promise.resolve()
+      if (!this.closedByOthers) return Promise.resolve()
+      // Their close would end the pre-stop window anyway; held until the drain is over, its `server.close()`
+      // then finds no connection left in its grace to reap.
+      this.wakePreStop?.()
+      return this.drainOver
     }
     this.closedDirectly = true
     this.transition(STATE.CLOSING)
     this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
+    this.connections.closeIdleConnections()
     this.responses.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
@@ -177,6 +184,13 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
   internalError (err: unknown, during: string): void {
     this.reportBuilder.error(`internal error while ${during}: ${messageOf(err)}`)
     this.log.error({ err, during }, 'internal error, the drain goes on')
+  }
+
+  /** A line the app's logger could not write: reported once; the shutdown goes on without it. */
+  logFailed (err: unknown): void {
+    if (this.logFailedOnce) return
+    this.logFailedOnce = true
+    this.reportBuilder.error(`logging failed: ${messageOf(err)}`)
   }
 
   /** `onReady`: every plugin has loaded; from now on the server may listen. */
@@ -239,6 +253,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     this.log.info({ inFlight, connections: this.connections.size }, 'listener closed, draining')
     this.tellParticipants('drainStarted')
     await Promise.all([listenerClosed, this.participantsSettled()])
+    this.drainEnded()
     if (!this.transition(STATE.CLOSING)) return
     const drainMs = this.reportBuilder.phaseEnded('drainMs', drainStart)
     this.log.info({ drainMs, completedRequests: this.responses.completed, rejectedRequests: this.rejectedRequests }, 'drained')
@@ -294,6 +309,7 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     this.reportBuilder.forcedBy = forcedBy
     this.deadlines.cancelAll()
     this.wakePreStop?.()
+    this.drainEnded()
     const openRequests = this.connections.openRequests(Date.now())
     this.reportBuilder.openRequests = openRequests
     this.log.warn({ forcedBy, forceTimeoutMs: forceTimeout, openRequests }, 'forcing shutdown')

@@ -6,7 +6,7 @@ import dns from 'node:dns'
 import http from 'node:http'
 import net from 'node:net'
 import Fastify from 'fastify'
-import { closesConnection, connectionState, replaceCloseIdleConnections, secondaryServers } from '../lib/internals'
+import { closesConnection, connectionState, secondaryServers, stopListening } from '../lib/internals'
 import { bounded } from './helpers/wait'
 
 /** One request on a keep-alive connection; the handler's view of its socket and response, then the idle socket. */
@@ -72,13 +72,41 @@ test('response._last: Node ends the connection after this response', async (t) =
   t.equal(closesConnection(closing.during.response), true)
 })
 
-test('server.close() calls the instance\'s closeIdleConnections()', async (t) => {
-  const server = http.createServer()
+/** A server with one keep-alive connection that has had its response and is idle: the server's side of it. */
+async function idleConnection (): Promise<{ server: http.Server, idle: net.Socket, client: net.Socket }> {
+  const server = http.createServer((_req, res) => { res.end('ok') })
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  client.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  await bounded(new Promise((resolve) => client.once('data', resolve)), 'the response')
+  return { server, idle: await accepted, client }
+}
+
+test('http.Server#close() reaps idle connections through closeIdleConnections(); net.Server#close() alone does not', async (t) => {
+  const closing = await idleConnection()
+  t.teardown(() => closing.client.destroy())
   let calls = 0
-  replaceCloseIdleConnections(server, () => { calls++ })
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  t.equal(calls, 1, 'server.close() reaps idle connections through the instance method (internal changed: server.close() no longer calls closeIdleConnections)')
+  closing.server.closeIdleConnections = () => { calls++ }
+  const closingDone = new Promise<void>((resolve) => { closing.server.close(() => resolve()) })
+  t.equal(calls, 1, 'server.close() calls the instance\'s closeIdleConnections() (internal changed: http.Server#close())')
+  closing.client.destroy()
+  await bounded(closingDone, 'the server to close')
+
+  const kept = await idleConnection()
+  t.teardown(() => kept.client.destroy())
+  let reaped = 0
+  kept.server.closeIdleConnections = () => { reaped++ }
+  let listenerClosed = false
+  const closed = new Promise<void>((resolve) => { stopListening(kept.server, () => { listenerClosed = true; resolve() }) })
+  t.equal(kept.server.listening, false, 'stopListening() stops the listener at once')
+  t.equal(reaped, 0, 'and reaps nothing')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(kept.idle.destroyed, false, 'the idle keep-alive connection is still open')
+  t.equal(listenerClosed, false, 'and the server has not closed while it is')
+  kept.client.destroy()
+  await bounded(closed, 'the server to close once its last connection ends')
+  t.equal(reaped, 0, 'closeIdleConnections() was never called')
 })
 
 test('Fastify keeps the servers of the other addresses under Symbol(fastify.serverBindings)', async (t) => {

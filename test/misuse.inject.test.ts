@@ -107,3 +107,25 @@ test('a task timeout past the longest timer Node keeps is a coded error, not a 1
   })
   t.throws(() => app.shutdown.addTask({ name: 10n as unknown as string, run: () => {} }), { code: 'FST_SHUTDOWN_INVALID_OPTION', message: /`task.name`.*10n/ })
 })
+
+// Fastify's own suite does this: it ends the log destination in a teardown that runs before fastify.close().
+test('a logger that throws on every line never stops a shutdown: the report says so, and close() resolves', async (t) => {
+  let destinationClosed = false
+  const app = Fastify({
+    logger: {
+      stream: {
+        write () {
+          if (destinationClosed) throw new Error('destination closed')
+        }
+      }
+    }
+  })
+  await app.register(fastifyShutdown, { handleSignals: false, exit: false })
+  await app.ready()
+  destinationClosed = true
+  const report = await app.shutdown.start('logger gone')
+  t.match(report, { outcome: 'completed', exitCode: 0 })
+  t.same(report.errors, ['logging failed: destination closed'], 'reported once, however many lines failed')
+  await app.close()
+  t.equal(app.shutdown.state, 'closed')
+})

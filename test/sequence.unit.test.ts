@@ -234,3 +234,21 @@ test('the report is built once, from each participant\'s part', async (t) => {
   t.equal(await sequence.run(DEPLOY), report)
   t.equal(lines.filter((line) => line.msg === 'shutdown complete' || line.msg === 'shutdown forced').length, 1, 'logged once')
 })
+
+test('a failure in the plugin\'s own sequence forces with forcedBy internal-error, never manual', async (t) => {
+  const broken: DrainParticipant = {
+    name: 'broken',
+    drainStarted () {},
+    forced () {},
+    settled () { throw new Error('the participant broke') },
+    reportPart () { return {} }
+  }
+  const { sequence, fastify, timers } = setup({ preStopDelay: 0 }, [broken])
+  sequence.markBooted()
+  const reported = sequence.run(DEPLOY)
+  await fastify.closeCalled
+  fastify.closed()
+  await timers.started(TIMES.forceTimeout)
+  const report = await bounded(reported, 'the report')
+  t.match(report, { outcome: 'forced', forcedBy: 'internal-error', exitCode: 1, errors: [/^shutdown sequence failed: the participant broke$/] })
+})
