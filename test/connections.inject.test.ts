@@ -1,5 +1,7 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import http from 'node:http'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyShutdown from './helpers/plugin'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { appWithShutdown, listenLocally } from './helpers/app'
@@ -134,3 +136,88 @@ test('in the pre-stop window, a request pipelined behind a response already stre
   void app.shutdown.force()
   await report
 })
+
+type CloseIdleCounter = { calls: number }
+interface OwnCloseIdle {
+  server: (counter: CloseIdleCounter) => FastifyServerOptions
+  beforeRegister?: (app: FastifyInstance, counter: CloseIdleCounter) => void
+  afterRegister?: (app: FastifyInstance, counter: CloseIdleCounter) => void
+}
+
+function countCloseIdle (app: FastifyInstance, counter: CloseIdleCounter): void {
+  const own = app.server.closeIdleConnections.bind(app.server)
+  app.server.closeIdleConnections = () => { counter.calls++; own() }
+}
+
+/** An app's own closeIdleConnections(), put on the server each way an app or a platform does it. */
+const OWN_CLOSE_IDLE: Record<string, OwnCloseIdle> = {
+  // Fastify's own test of this: it calls the method itself for a serverFactory, and server.close() again.
+  'a serverFactory that wraps it': {
+    server: (counter) => ({
+      serverFactory (handler) {
+        const server = http.createServer(handler)
+        const own = server.closeIdleConnections.bind(server)
+        server.closeIdleConnections = () => { counter.calls++; own() }
+        return server
+      }
+    })
+  },
+  'a subclass': {
+    server: (counter) => ({
+      serverFactory (handler) {
+        class CountingServer extends http.Server {
+          override closeIdleConnections (): void {
+            counter.calls++
+            super.closeIdleConnections()
+          }
+        }
+        return new CountingServer(handler)
+      }
+    })
+  },
+  'an instance property set before register': { server: () => ({}), beforeRegister: countCloseIdle },
+  'an instance property set after register': { server: () => ({}), afterRegister: countCloseIdle }
+}
+
+/** How often bare Fastify calls it when it closes after one keep-alive request. */
+async function callsWithoutThePlugin (t: Test, own: OwnCloseIdle): Promise<number> {
+  const counter = { calls: 0 }
+  const app = Fastify(own.server(counter))
+  own.beforeRegister?.(app, counter)
+  own.afterRegister?.(app, counter)
+  app.get('/', async () => 'ok')
+  const connection = await RawConnection.open(t, await listenLocally(app))
+  connection.get('/')
+  await connection.response(0)
+  await app.close()
+  return counter.calls
+}
+
+for (const [way, own] of Object.entries(OWN_CLOSE_IDLE)) {
+  test(`an app's own closeIdleConnections() (${way}) is called as Fastify calls it, and the idle grace still holds`, async (t) => {
+    const fastifyCalls = await callsWithoutThePlugin(t, own)
+    t.ok(fastifyCalls >= 1, `bare Fastify calls it ${fastifyCalls} times`)
+
+    const counter = { calls: 0 }
+    const app = Fastify(own.server(counter))
+    t.teardown(() => app.close())
+    own.beforeRegister?.(app, counter)
+    await app.register(fastifyShutdown, { handleSignals: false, exit: false, idleCloseDelay: 60_000, drainTimeout: 60_000, gracePeriod: Infinity })
+    own.afterRegister?.(app, counter)
+    app.get('/', async () => 'ok')
+    const connection = await RawConnection.open(t, await listenLocally(app))
+    connection.get('/')
+    t.equal((await connection.response(0)).status, 200)
+
+    // With no pre-stop window, the listener closes in this turn, and the connection, used just now, is in its grace.
+    const report = app.shutdown.start('deploy')
+    t.equal(app.server.listening, false, 'the listener is closed')
+    t.equal(counter.calls, 0, 'the drain has not called it')
+    connection.get('/')
+    const rejected = await connection.response(1)
+    t.match(rejected, { status: 503, headers: { connection: 'close' } }, 'a request in the grace gets the 503, not a reset')
+    await connection.closed()
+    t.match(await bounded(report, 'the report'), { outcome: 'completed', exitCode: 0, connections: { http: { closedAfterResponse: 1 } } })
+    t.equal(counter.calls, fastifyCalls, 'fastify.close() called it as often as bare Fastify does')
+  })
+}
