@@ -52,12 +52,12 @@ t.test("the README's links work on the registry page", async (t) => {
   // nowhere unless the file is in the tarball; the rest points into the repository on GitHub.
   const readme = await readFile(join(project.dir, 'node_modules', 'fastify-shutdown', 'README.md'), 'utf8')
   const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1])
-  const blob = `${repo}/blob/main/`
-  t.ok(links.some((link) => link.startsWith(blob)), 'the README links into the repository')
+  const inRepository = new RegExp(`^${repo.replace(/[.]/g, '\\.')}/(blob|tree)/main/`)
+  t.ok(links.some((link) => inRepository.test(link)), 'the README links into the repository')
   for (const link of links) {
     const [target, anchor] = link.split('#')
-    if (target.startsWith(blob)) {
-      const file = target.slice(blob.length)
+    if (inRepository.test(target)) {
+      const file = target.replace(inRepository, '')
       t.ok(existsSync(join(ROOT, file)), `${link}: ${file} is in the repository`)
       if (anchor !== undefined) t.ok(headingAnchors(await readFile(join(ROOT, file), 'utf8')).includes(anchor), `${link}: ${file} has that heading`)
     } else if (target === '') {
