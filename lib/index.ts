@@ -233,3 +233,8 @@ module.exports = fastifyShutdown
 module.exports.default = fastifyShutdown
 module.exports.fastifyShutdown = fastifyShutdown
 module.exports.STATE = STATE
+// Without `export =`, TypeScript marks the build `__esModule`, and that marker beside `.default` is what
+// publint warns about: some bundlers then take `.default` for the default import. TypeScript emits
+// `export =` last, so the names are assigned above, where Node's CommonJS lexer finds them for
+// `import { STATE } from 'fastify-shutdown'`.
+export = fastifyShutdown
