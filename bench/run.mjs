@@ -160,6 +160,7 @@ function describeMachine () {
       'close-with-grace': version('close-with-grace'),
       '@fastify/under-pressure': version('@fastify/under-pressure'),
       haproxy: firstLine('haproxy', ['-v']),
+      nginx: firstLine('nginx', ['-v']),
       valgrind: firstLine('valgrind', ['--version'])
     },
     commit: commit === null ? null : `${commit}${git('status', '--porcelain', '--untracked-files=no') ? ' (with uncommitted changes)' : ''}`,
