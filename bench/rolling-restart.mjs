@@ -9,7 +9,7 @@
 //
 //   --scenario plugin,baseline   which to run (default both, in that order)
 //   --ingress haproxy            the load balancer: haproxy, nginx, or both (haproxy,nginx); each has its
-//                                own defaults (nginx: 2 replicas, 4 restarts, lag 1500 ms, pre-stop 2000 ms)
+//                                own defaults (nginx: 2 replicas, 4 restarts, lag 1500 ms, pre-stop 2500 ms)
 //   --rounds 1                   how many times, interleaved (plugin, baseline, plugin, baseline, ...)
 //   --chart file.svg             draw the first round of each: requests/s and failures over time
 //   --restarts 5                 replicas replaced, one after another

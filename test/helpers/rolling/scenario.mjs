@@ -70,13 +70,16 @@ export const DEFAULTS = Object.freeze({
  * nginx in front, configured as ingress-nginx runs it (nginx.mjs): two replicas, four restarts, each
  * replica removed 1.5 s after its SIGTERM by a reload, and 32 client connections. nginx checks no health,
  * so the lag alone takes a replica out of rotation: the pre-stop delay must outlast it, reload included.
+ * The reload takes 0.1-0.15 s (nginx's master waits 100 ms before it retires the old workers); with a
+ * 2000 ms delay, a reload that a loaded 2-core machine held up (removal done 2070 ms after SIGTERM, load
+ * average 13) once let 44 requests meet the closed listener: 2500 ms leaves a second for it.
  */
 export const NGINX_DEFAULTS = Object.freeze({
   ...DEFAULTS,
   ingress: 'nginx',
   replicas: 2,
   restarts: 4,
-  preStopDelayMs: 2000,
+  preStopDelayMs: 2500,
   lagsMs: Object.freeze([1500]),
   fastLoops: 26,
   slowLoops: 3,
