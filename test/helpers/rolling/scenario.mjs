@@ -70,7 +70,7 @@ export const DEFAULTS = Object.freeze({
  * nginx in front, configured as ingress-nginx runs it (nginx.mjs): two replicas, four restarts, each
  * replica removed 1.5 s after its SIGTERM by a reload, and 32 client connections. nginx checks no health,
  * so the lag alone takes a replica out of rotation: the pre-stop delay must outlast it, reload included.
- * The reload takes 0.1-0.15 s (nginx's master waits 100 ms before it retires the old workers); with a
+ * The reload takes 0.10-0.21 s (nginx's master waits 100 ms before it retires the old workers); with a
  * 2000 ms delay, a reload that a loaded 2-core machine held up (removal done 2070 ms after SIGTERM, load
  * average 13) once let 44 requests meet the closed listener: 2500 ms leaves a second for it.
  */
