@@ -10,7 +10,7 @@ test('the GitHub workflow runs what .ci/run runs, on Node 20, 22, 24 and 26', as
   const job = workflow.jobs.test
   t.same(job.strategy.matrix.node, [20, 22, 24, 26], 'one job per supported Node line')
   const runs: string[] = job.steps.map((step: { run?: string }) => step.run).filter(Boolean)
-  t.match(runs[0], /apt-get install -y -qq haproxy valgrind/, 'HAProxy and valgrind first, as .ci/run installs them')
+  t.match(runs[0], /apt-get install -y -qq haproxy nginx-light valgrind/, 'HAProxy, nginx and valgrind first, as .ci/run installs them')
 
   const script = readFileSync(join(root, '.ci', 'run'), 'utf8')
   // test/lines.mjs runs the lint and npm test on the lines it is given: all of them in .ci/run, the job's in the workflow.

@@ -18,7 +18,7 @@ const SUMMARY = path.join(root, '.tap', 'report', 'coverage-summary.json')
 const METRICS = ['lines', 'statements', 'functions', 'branches']
 // The rolling restarts and the benchmark smoke keep coverage off in their children: they load the machine
 // for minutes and cover nothing the other tests do not.
-const EXCLUDED = ['test/rolling/rolling-restart.test.ts', 'test/bench-smoke.test.ts']
+const EXCLUDED = ['test/rolling/rolling-restart.test.ts', 'test/rolling/ingress-nginx.test.ts', 'test/bench-smoke.test.ts']
 
 const args = [
   ...EXCLUDED.flatMap((file) => ['--exclude', file]),

@@ -18,9 +18,9 @@ function run (command, args) {
 }
 
 const types = await run('npx', ['tstyche'])
-// The rolling restarts and the benchmark smoke load both cores for minutes: after the rest, one at a time,
-// they cannot skew the timing of other tests.
-const alone = ['test/rolling/rolling-restart.test.ts', 'test/bench-smoke.test.ts']
+// The rolling restarts (behind HAProxy, behind nginx) and the benchmark smoke load both cores for minutes:
+// after the rest, one at a time, they cannot skew the timing of other tests.
+const alone = ['test/rolling/rolling-restart.test.ts', 'test/rolling/ingress-nginx.test.ts', 'test/bench-smoke.test.ts']
 const suites = [
   await run('npx', ['tap', ...alone.flatMap((file) => ['--exclude', file])]),
   await run('npx', ['tap', '--jobs', '1', ...alone])

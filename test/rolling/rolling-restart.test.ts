@@ -23,7 +23,7 @@ test('rolling restart behind HAProxy under keep-alive load', async (t) => {
     const result = await runRollingRestart({ app: 'plugin', log: (line) => t.comment(line), ...options })
     results.push(result)
     const { preStopDelayMs, gracePeriodMs, restarts } = result.options
-    const evidence = { failureKinds: result.failureKinds, failures: result.failures, haproxyLog: result.haproxyLog }
+    const evidence = { failureKinds: result.failureKinds, failures: result.failures, haproxyLog: result.proxyLog }
 
     t.equal(result.loadStoppedBy, 'stop', 'the load ran until every terminated replica had exited')
     t.ok(result.requests > 1000, `requests were served throughout (${result.requests})`)

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createInterface } from 'node:readline'
+import { countBy } from './load.mjs'
 
 /** The path HAProxy's active health check asks; `/readyz` once the plugin serves its own readiness route. */
 export const READINESS_PATH = '/readyz'
@@ -249,4 +250,71 @@ export async function startHaproxy ({ dir, servers, slots, checkPath, checkInter
     throw err
   }
   return haproxy
+}
+
+/**
+ * HAProxy as the scenario's ingress: `slots` = the first replicas + one free slot, into which each
+ * replacement goes, while the replica it replaces leaves its own slot for the next one. `explain(record)`
+ * finds HAProxy's log line of a failed request and the replica that answered it.
+ */
+export async function startHaproxyIngress ({ dir, replicas, checkPath = READINESS_PATH, checkIntervalMs = CHECK_INTERVAL_MS }) {
+  const haproxy = await startHaproxy({ dir, servers: replicas.map((r) => r.port), slots: replicas.length + 1, checkPath, checkIntervalMs })
+  const slotOf = new Map(replicas.map((replica, i) => [replica, slotName(i)]))
+  // Which replica went into which slot when: a failure HAProxy logged against a slot names its replica.
+  const occupancy = replicas.map((replica, i) => ({ slot: slotName(i), replica, from: 0 }))
+  const free = [slotName(replicas.length)]
+  return {
+    name: 'haproxy',
+    version: haproxyVersion(),
+    port: haproxy.port,
+    describe: `haproxy on 127.0.0.1:${haproxy.port} (health check GET ${checkPath})`,
+    where: (replica) => slotOf.get(replica),
+    async add (replica) {
+      const slot = free.shift()
+      slotOf.set(replica, slot)
+      occupancy.push({ slot, replica, from: performance.now() })
+      await haproxy.enable(slot, replica.port)
+    },
+    async remove (replica) {
+      const slot = slotOf.get(replica)
+      await haproxy.maintenance(slot)
+      free.push(slot)
+    },
+    async collect () {
+      // HAProxy logs nothing when it resets a keep-alive client connection because the reused server
+      // connection it sent the request on failed before any response (its `abort_keep_alive` path, meant to
+      // make the client retry): such a failure has no line.
+      const logged = haproxy.requestLogs()
+      const lines = logged.map(parseRequestLog).filter((line) => line !== null)
+      return {
+        explain (record) {
+          const lb = lines
+            .filter((line) => line.clientPort === record.localPort && Math.abs(line.at - record.end) < 100 &&
+              (record.status === 0 ? line.status <= 0 : line.status === record.status))
+            .sort((a, b) => Math.abs(a.at - record.end) - Math.abs(b.at - record.end))[0]
+          if (lb === undefined) return { proxy: null, replica: null, reload: null }
+          const occupant = occupancy.filter((o) => o.slot === lb.slot && o.from <= record.start).at(-1)
+          return { proxy: { server: lb.server, timers: lb.timers, termination: lb.termination }, replica: occupant?.replica ?? null, reload: null }
+        },
+        log: logged.map(({ at, line }) => ({ at, line })),
+        reloads: [],
+        report: { name: 'haproxy', version: haproxyVersion(), proxyErrors: countBy(lines, (line) => `${line.status} ${line.termination}`) }
+      }
+    },
+    stop: () => haproxy.stop(),
+    kill: () => { if (haproxy.exit === null) haproxy.proc.kill('SIGKILL') }
+  }
+}
+
+/**
+ * One line of HAProxy's httplog, e.g.
+ * `127.0.0.1:54856 [22/Nov/2026:01:00:23.226] fe be/srv1 0/0/0/4/4 503 265 - - ---- 8/8/7/0/0 0/0 "GET /orders/1 HTTP/1.1"`:
+ * client port, backend/server, timers (TR/Tw/Tc/Tr/Ta), status, termination state (`SC--`: the server
+ * refused the connection, `SH--`: it closed before sending headers, ...).
+ */
+function parseRequestLog ({ at, line }) {
+  const match = /^\S+:(\d+) \[[^\]]+\] \S+ (\S+)\/(\S+) (\S+) (-?\d+) \S+ \S+ \S+ (\S{4}) /.exec(line)
+  if (match === null) return null
+  const [, clientPort, , slot, timers, status, termination] = match
+  return { at, clientPort: Number(clientPort), server: `${match[2]}/${slot}`, slot, timers, status: Number(status), termination }
 }

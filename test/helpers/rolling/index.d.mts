@@ -1,4 +1,4 @@
-// Types of the rolling-restart harness (index.mjs), for the TypeScript test.
+// Types of the rolling-restart harness (index.mjs), for the TypeScript tests.
 
 /** The path HAProxy's health check asks. */
 export const READINESS_PATH: string
@@ -17,12 +17,31 @@ export interface Haproxy {
 }
 /** Starts HAProxy with its config in `dir`; resolves once its frontend answers and every server is UP. */
 export function startHaproxy (options: { dir: string, servers: readonly number[], slots: number, checkPath?: string, checkIntervalMs?: number }): Promise<Haproxy>
+
+/** Version line of the installed nginx (`nginx version: nginx/1.22.1`), or null when there is none. */
+export function nginxVersion (): string | null
+/** nginx's settings in the scenario, as ingress-nginx sets them (nginx.mjs says which differ and why). */
+export const NGINX_SETTINGS: Readonly<{
+  workerProcesses: number
+  upstreamKeepalive: number
+  upstreamKeepaliveTimeoutS: number
+  upstreamKeepaliveRequests: number
+  keepaliveTimeoutS: number
+  keepaliveRequests: number
+  proxyConnectTimeoutS: number
+  proxyTimeoutS: number
+  proxyNextUpstream: string
+  workerShutdownTimeoutS: number
+}>
 /** The scripts the two scenarios run. */
 export const APPS: { readonly plugin: string, readonly baseline: string }
 
 export type Scenario = 'plugin' | 'baseline'
+export type Ingress = 'haproxy' | 'nginx'
 
 export interface ScenarioOptions {
+  /** The load balancer in front of the replicas. */
+  ingress: Ingress
   replicas: number
   restarts: number
   preStopDelayMs: number
@@ -43,7 +62,11 @@ export interface ScenarioOptions {
   timelineBucketMs: number
 }
 
+/** The scenario behind HAProxy. */
 export const DEFAULTS: Readonly<ScenarioOptions>
+/** The scenario behind nginx: two replicas, four restarts, a 1.5 s lag, 32 client connections. */
+export const NGINX_DEFAULTS: Readonly<ScenarioOptions>
+export function defaultsFor (ingress?: Ingress): Readonly<ScenarioOptions>
 
 export interface RunOptions extends Partial<ScenarioOptions> {
   app: Scenario
@@ -91,8 +114,12 @@ export interface Failure {
   reusedConnection: boolean
   startAtMs: number
   durationMs: number
-  /** From HAProxy's log line of the request, when it logged one. */
-  haproxy: { server: string, timers: string, termination: string } | null
+  /**
+   * What the load balancer logged of the request: HAProxy's log line (server, timers, termination state);
+   * nginx's access-log line (worker, upstream, upstream status, the error-log line of the request), or,
+   * for a request nginx never logged, the worker whose connection it was.
+   */
+  proxy: Record<string, unknown> | null
   /** The replica in that slot when the request started. */
   replica: string | null
   /** The replica whose SIGTERM the times below count from: `replica` when known, else the last one before. */
@@ -107,7 +134,10 @@ export interface ScenarioResult {
   options: ScenarioOptions
   requests: number
   non2xx: number
+  /** Requests that ended without a response, reload resets left out. */
   connectionErrors: number
+  /** Requests on a client connection that nginx's own reload closed under them; 0 behind HAProxy. */
+  reloadResets: number
   failureKinds: Record<string, number>
   latencyMs: { p50: number, p99: number, max: number, fastP99: number, slowP99: number, longP99: number }
   durationMs: number
@@ -116,8 +146,23 @@ export interface ScenarioResult {
   /** Requests that ended in each `bucketMs` since the load started (`sigtermAtMs` counts from the same moment). */
   timeline: { bucketMs: number, ok: number[], failed: number[] }
   failures: Failure[]
-  haproxyLog: string[]
+  ingress: IngressReport
+  /** The load balancer's log lines of abnormal requests (HAProxy) or at warn and above (nginx). */
+  proxyLog: string[]
   dir?: string
+}
+
+export interface IngressReport {
+  name: Ingress
+  version: string | null
+  /** Errors the load balancer logged, by kind: HAProxy's status and termination state; nginx's upstream errors. */
+  proxyErrors: Record<string, number>
+  /** nginx: every other error-log line at warn or above. */
+  otherErrors?: string[]
+  /** nginx: requests in its access log, by status. */
+  statuses?: Record<string, number>
+  /** nginx: each reload, what it changed, how long it took and the client connections it reset. */
+  reloads: Array<{ change: string, atMs: number, tookMs: number, resets: number }>
 }
 
 export function runRollingRestart (options: RunOptions): Promise<ScenarioResult>
@@ -135,6 +180,8 @@ export interface LoadRecord {
   body: string | null
   reused: boolean
   localPort: number
+  /** Its rank among the requests sent on its connection, 1 for the first. */
+  onConnection: number
 }
 
 export interface LoadOptions {

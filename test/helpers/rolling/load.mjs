@@ -98,10 +98,16 @@ export function startLoad ({ port, fastPath = '/orders/1', fastLoops = 6, slowLo
   }
 }
 
+/**
+ * Requests sent on each connection so far: a record's `onConnection` is its rank there, 1 for the first,
+ * which is what a proxy's log counts too (nginx's `$connection_requests`).
+ */
+const requestsOn = new WeakMap()
+
 function send (agent, port, kind, method, path, body) {
   return new Promise((resolve) => {
     const start = performance.now()
-    const record = { kind, method, path, start, end: 0, status: 0, error: null, body: null, reused: false, localPort: 0 }
+    const record = { kind, method, path, start, end: 0, status: 0, error: null, body: null, reused: false, localPort: 0, onConnection: 0 }
     const finish = (fields) => {
       if (record.end !== 0) return
       Object.assign(record, fields, { end: performance.now() })
@@ -119,6 +125,8 @@ function send (agent, port, kind, method, path, body) {
     })
     req.on('socket', (socket) => {
       record.reused = req.reusedSocket
+      record.onConnection = (requestsOn.get(socket) ?? 0) + 1
+      requestsOn.set(socket, record.onConnection)
       if (socket.localPort !== undefined) record.localPort = socket.localPort
       else socket.once('connect', () => { record.localPort = socket.localPort })
     })
@@ -132,4 +140,11 @@ function send (agent, port, kind, method, path, body) {
 export function quantile (sorted, q) {
   if (sorted.length === 0) return 0
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
+}
+
+/** How many of `items` there are for each value of `key(item)`. */
+export function countBy (items, key) {
+  const counts = {}
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1
+  return counts
 }

@@ -1,26 +1,32 @@
-// The rolling restart: N replicas behind HAProxy under constant keep-alive load, replaced one at a time the
-// way a Kubernetes Deployment does it by default for 3 replicas (maxSurge 1, maxUnavailable 0):
+// The rolling restart: N replicas behind a load balancer (HAProxy, or nginx as ingress-nginx runs it) under
+// constant keep-alive load, replaced one at a time the way a Kubernetes Deployment does it by default
+// (maxSurge 1, maxUnavailable 0):
 //
-//   1. start the new replica; once it listens and answers (its readiness), add it to the load balancer in a
-//      free slot and wait until HAProxy has it UP;
+//   1. start the new replica; once it listens and answers (its readiness), put it into rotation and wait
+//      until the load balancer has it (HAProxy: UP in a free slot; nginx: reloaded with it);
 //   2. terminate the oldest replica: SIGTERM (the kubelet), and at the same moment start the endpoint
-//      removal (kube-proxy), which only takes effect after a propagation lag: then the slot goes to
-//      maintenance through the runtime API, whatever its health checks say. SIGKILL if the process is still
-//      running at the grace period;
-//   3. go on with the next replica once the removal has taken effect (its slot is the next free one).
+//      removal (kube-proxy, the ingress controller), which only takes effect after a propagation lag: then
+//      the replica leaves the load balancer (HAProxy: its slot goes to maintenance through the runtime API,
+//      whatever its health checks say; nginx: reloaded without it). SIGKILL if the process is still running
+//      at the grace period;
+//   3. go on with the next replica once the removal has taken effect.
 //
 // The lag is the one deliberate delay here: it stands for the time endpoint changes take to reach every
-// node. Everything else waits on an event: the IPC ready message, HAProxy's state over its socket, exits.
+// load balancer. Everything else waits on an event: the IPC ready message, HAProxy's state over its socket,
+// nginx's log of its reload, exits.
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CHECK_INTERVAL_MS, READINESS_PATH, slotName, startHaproxy } from './haproxy.mjs'
-import { quantile, startLoad } from './load.mjs'
+import { CHECK_INTERVAL_MS, READINESS_PATH, startHaproxyIngress } from './haproxy.mjs'
+import { countBy, quantile, startLoad } from './load.mjs'
+import { startNginxIngress } from './nginx.mjs'
 import { startReplica } from './replica.mjs'
 
 export const DEFAULTS = Object.freeze({
+  /** The load balancer: 'haproxy', or 'nginx' (whose own defaults are NGINX_DEFAULTS). */
+  ingress: 'haproxy',
   replicas: 3,
   restarts: 5,
   /** The plugin's preStopDelay (PRE_STOP_DELAY_MS): serve on, readiness failing, while the endpoint goes. */
@@ -60,17 +66,50 @@ export const DEFAULTS = Object.freeze({
   timelineBucketMs: 250
 })
 
-/** How many failures (and HAProxy log lines) the result lists one by one; the counts cover all of them. */
+/**
+ * nginx in front, configured as ingress-nginx runs it (nginx.mjs): two replicas, four restarts, each
+ * replica removed 1.5 s after its SIGTERM by a reload, and 32 client connections. nginx checks no health,
+ * so the lag alone takes a replica out of rotation: the pre-stop delay must outlast it, reload included.
+ * The reload takes 0.10-0.21 s (nginx's master waits 100 ms before it retires the old workers); with a
+ * 2000 ms delay, a reload that a loaded 2-core machine held up (removal done 2070 ms after SIGTERM, load
+ * average 13) once let 44 requests meet the closed listener: 2500 ms leaves a second for it.
+ */
+export const NGINX_DEFAULTS = Object.freeze({
+  ...DEFAULTS,
+  ingress: 'nginx',
+  replicas: 2,
+  restarts: 4,
+  preStopDelayMs: 2500,
+  lagsMs: Object.freeze([1500]),
+  fastLoops: 26,
+  slowLoops: 3,
+  longLoops: 3
+})
+
+/** The defaults of a scenario behind `ingress`. */
+export function defaultsFor (ingress = DEFAULTS.ingress) {
+  if (ingress === 'haproxy') return DEFAULTS
+  if (ingress === 'nginx') return NGINX_DEFAULTS
+  throw new TypeError(`Expected \`ingress\` to be 'haproxy' or 'nginx', got ${JSON.stringify(ingress)}`)
+}
+
+const INGRESSES = {
+  haproxy: ({ dir, replicas, options }) => startHaproxyIngress({ dir, replicas, checkPath: options.checkPath, checkIntervalMs: options.checkIntervalMs }),
+  nginx: ({ dir, replicas }) => startNginxIngress({ dir, replicas })
+}
+
+/** How many failures (and load-balancer log lines) the result lists one by one; the counts cover all of them. */
 const LISTED_FAILURES = 40
 
 /**
  * Runs the scenario against `app` ('plugin': example-app/server.mjs with fastify-shutdown; 'baseline': the
- * same app shut down with close-with-grace and `fastify.close()`) and resolves with a plain JSON result.
- * Every process it starts is stopped and its temporary directory removed before it settles, also on failure.
+ * same app shut down with close-with-grace and `fastify.close()`) behind `ingress` ('haproxy' by default,
+ * or 'nginx', each with its own defaults) and resolves with a plain JSON result. Every process it starts is
+ * stopped and its temporary directory removed before it settles, also on failure.
  */
 export async function runRollingRestart ({ app, label = app, script, log = () => {}, keepDir = false, ...overrides }) {
-  const options = { ...DEFAULTS, ...overrides }
-  const dir = await mkdtemp(path.join(os.tmpdir(), `fastify-shutdown-rolling-${app}-`))
+  const options = { ...defaultsFor(overrides.ingress), ...overrides }
+  const dir = await mkdtemp(path.join(os.tmpdir(), `fastify-shutdown-rolling-${options.ingress}-${app}-`))
   const env = {
     LOG_LEVEL: 'info',
     ...(app === 'plugin'
@@ -82,12 +121,12 @@ export async function runRollingRestart ({ app, label = app, script, log = () =>
       : {})
   }
   const replicas = []
-  let haproxy = null
+  let ingress = null
   let load = null
   // Should this process end abruptly (a runner's timeout, an uncaught error), no child may outlive it.
   const killAll = () => {
     for (const replica of replicas) if (replica.exit === null) replica.proc.kill('SIGKILL')
-    if (haproxy !== null && haproxy.exit === null) haproxy.proc.kill('SIGKILL')
+    ingress?.kill()
   }
   process.once('exit', killAll)
   try {
@@ -97,14 +136,13 @@ export async function runRollingRestart ({ app, label = app, script, log = () =>
       return replica
     }
 
-    // Slots 0..N-1 hold the first replicas; slot N is the free one the first replacement goes into.
     const first = await Promise.all(Array.from({ length: options.replicas }, start))
-    haproxy = await startHaproxy({ dir, servers: first.map((r) => r.port), slots: options.replicas + 1, checkPath: options.checkPath, checkIntervalMs: options.checkIntervalMs })
+    ingress = await INGRESSES[options.ingress]({ dir, replicas: first, options })
     const t0 = performance.now()
-    log(`${label}: ${options.replicas} replicas UP behind haproxy on 127.0.0.1:${haproxy.port} (health check GET ${options.checkPath})`)
+    log(`${label}: ${options.replicas} replicas in rotation behind ${ingress.describe}`)
 
     load = startLoad({
-      port: haproxy.port,
+      port: ingress.port,
       fastLoops: options.fastLoops,
       slowLoops: options.slowLoops,
       slowMs: options.slowMs,
@@ -115,40 +153,38 @@ export async function runRollingRestart ({ app, label = app, script, log = () =>
     })
     await load.warm(options.warmRequests)
 
-    const live = first.map((replica, slot) => ({ replica, slot }))
-    // Which replica went into which slot when: a failure HAProxy logged against a slot names its replica.
-    const occupancy = first.map((replica, slot) => ({ slot: slotName(slot), replica, from: 0 }))
-    let freeSlot = options.replicas
+    const live = [...first]
     const restarts = []
     for (let i = 0; i < options.restarts; i++) {
       const old = live.shift()
       const lagMs = options.lagsMs[i % options.lagsMs.length]
 
       const fresh = await start()
-      occupancy.push({ slot: slotName(freeSlot), replica: fresh, from: performance.now() })
-      await haproxy.enable(slotName(freeSlot), fresh.port)
-      live.push({ replica: fresh, slot: freeSlot })
+      await ingress.add(fresh)
+      live.push(fresh)
 
-      const exit = old.replica.terminate(options.gracePeriodMs)
-      const sigtermAt = old.replica.sigtermAt
+      const exit = old.terminate(options.gracePeriodMs)
+      const sigtermAt = old.sigtermAt
       // Deliberate: the endpoint removal reaches the load balancer only after the propagation lag.
       await sleep(lagMs)
-      await haproxy.maintenance(slotName(old.slot))
+      const slot = ingress.where(old)
+      await ingress.remove(old)
       const removedAt = performance.now()
-      freeSlot = old.slot
-      restarts.push({ replica: old.replica, replacement: fresh, slot: slotName(old.slot), lagMs, sigtermAt, removedAt, exit })
-      log(`${label}: restart ${i + 1}/${options.restarts}: ${fresh.name} UP in ${slotName(live.at(-1).slot)}; ${old.replica.name} SIGTERM, out of rotation after ${Math.round(removedAt - sigtermAt)} ms`)
+      restarts.push({ replica: old, replacement: fresh, slot, lagMs, sigtermAt, removedAt, exit })
+      log(`${label}: restart ${i + 1}/${options.restarts}: ${fresh.name} in rotation at ${ingress.where(fresh)}; ` +
+        `${old.name} SIGTERM, out of rotation after ${Math.round(removedAt - sigtermAt)} ms`)
     }
 
     // Every terminated replica is gone before the load stops, so each drain ran under load to its end.
     await Promise.all(restarts.map((r) => r.exit))
     const { records, stoppedBy } = await load.stop()
     load = null
-    return await summarise({ label, options, records, stoppedBy, restarts, occupancy, haproxy, t0, dir: keepDir ? dir : undefined })
+    const evidence = await ingress.collect()
+    return await summarise({ label, options, records, stoppedBy, restarts, evidence, t0, dir: keepDir ? dir : undefined })
   } finally {
     if (load !== null) await load.stop()
     await Promise.all(replicas.map((replica) => replica.stop()))
-    if (haproxy !== null) await haproxy.stop()
+    if (ingress !== null) await ingress.stop()
     process.removeListener('exit', killAll)
     if (!keepDir) await rm(dir, { recursive: true, force: true })
   }
@@ -159,10 +195,16 @@ const onPerfClock = (epochMs) => epochMs - performance.timeOrigin
 
 const round = (ms) => Math.round(ms)
 
-async function summarise ({ label, options, records, stoppedBy, restarts, occupancy, haproxy, t0, dir }) {
+async function summarise ({ label, options, records, stoppedBy, restarts, evidence, t0, dir }) {
   const ok = (r) => r.error === null && r.status >= 200 && r.status < 300
-  const non2xx = records.filter((r) => r.error === null && !ok(r))
-  const connectionErrors = records.filter((r) => r.error !== null)
+  const failures = records.filter((r) => !ok(r)).sort((a, b) => a.start - b.start)
+  // What the load balancer's logs say of each failure, and whether its own reload caused it.
+  const explained = new Map(failures.map((record) => [record, evidence.explain(record)]))
+  const reloadOf = (record) => explained.get(record).reload
+  const kindOf = (record) => failureKind(record, options.ingress) + (reloadOf(record) === null ? '' : ` (${options.ingress} reload)`)
+  const non2xx = failures.filter((r) => r.error === null)
+  const reloadResets = failures.filter((r) => reloadOf(r) !== null)
+  const connectionErrors = failures.filter((r) => r.error !== null && reloadOf(r) === null)
   const latencies = (kind) => records.filter((r) => kind === undefined || r.kind === kind).map((r) => r.end - r.start).sort((a, b) => a - b)
   const all = latencies()
   const fast = latencies('fast')
@@ -196,30 +238,22 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
     })
   }
 
-  // Each failure placed on the timeline of the replica that answered it. HAProxy's log line of the request
-  // (same client port, same status, logged as it ended) names the slot, the slot's history names the
-  // replica. A failure HAProxy did not log is placed after the last SIGTERM before it: HAProxy logs nothing
-  // when it resets a keep-alive client connection because the reused server connection it sent the request
-  // on failed before any response (its `abort_keep_alive` path, meant to make the client retry).
-  const lbLines = haproxy.requestLogs().map(parseRequestLog).filter((line) => line !== null)
+  // Each failure placed on the timeline of the replica that answered it, as the load balancer's log names
+  // it; a failure its log does not place is placed after the last SIGTERM before it.
   const restartOf = new Map(restarts.map((r) => [r.replica, r]))
   const place = (record) => {
-    const lb = lbLines
-      .filter((line) => line.clientPort === record.localPort && Math.abs(line.at - record.end) < 100 &&
-        (record.status === 0 ? line.status <= 0 : line.status === record.status))
-      .sort((a, b) => Math.abs(a.at - record.end) - Math.abs(b.at - record.end))[0]
-    const occupant = lb === undefined ? undefined : occupancy.filter((o) => o.slot === lb.slot && o.from <= record.start).at(-1)
-    const restart = occupant !== undefined ? restartOf.get(occupant.replica) : restarts.filter((r) => r.sigtermAt <= record.start).at(-1)
+    const { proxy, replica } = explained.get(record)
+    const restart = restartOf.get(replica) ?? restarts.filter((r) => r.sigtermAt <= record.start).at(-1)
     const placed = {
       request: `${record.method} ${record.path}`,
-      kind: failureKind(record),
+      kind: kindOf(record),
       status: record.status || null,
       body: record.body?.slice(0, 160) ?? null,
       reusedConnection: record.reused,
       startAtMs: round(record.start - t0),
       durationMs: round(record.end - record.start),
-      haproxy: lb === undefined ? null : { server: lb.server, timers: lb.timers, termination: lb.termination },
-      replica: occupant?.replica.name ?? null
+      proxy,
+      replica: replica?.name ?? null
     }
     if (restart !== undefined) {
       Object.assign(placed, {
@@ -231,7 +265,6 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
     }
     return placed
   }
-  const failures = [...non2xx, ...connectionErrors].sort((a, b) => a.start - b.start)
 
   const bucketOf = (record) => Math.max(0, Math.floor((record.end - t0) / options.timelineBucketMs))
   const buckets = records.reduce((most, record) => Math.max(most, bucketOf(record)), 0) + 1
@@ -243,9 +276,12 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
     options,
     requests: records.length,
     non2xx: non2xx.length,
+    /** Requests that ended without a response, reload resets left out. */
     connectionErrors: connectionErrors.length,
-    /** Every failure by what answered it: `503 FST_...` (the app's code), `503 haproxy`, `error ECONNRESET`... */
-    failureKinds: countBy(failures, failureKind),
+    /** Requests on a client connection that nginx's own reload closed under them (see nginx.mjs); 0 with HAProxy. */
+    reloadResets: reloadResets.length,
+    /** Every failure by what answered it: `503 FST_...` (the app's code), `502 nginx`, `error ECONNRESET`... */
+    failureKinds: countBy(failures, kindOf),
     latencyMs: {
       p50: round1(quantile(all, 0.5)),
       p99: round1(quantile(all, 0.99)),
@@ -260,27 +296,28 @@ async function summarise ({ label, options, records, stoppedBy, restarts, occupa
     /** Requests that ended in each bucket since the load started, 2xx and failed apart. */
     timeline,
     failures: failures.slice(0, LISTED_FAILURES).map(place),
-    haproxyLog: haproxy.requestLogs().slice(0, LISTED_FAILURES).map(({ at, line }) => `+${round(at - t0)}ms ${line}`),
+    /**
+     * The load balancer's own account: its name, version and the errors it logged (each ingress's `report`),
+     * and each reload (nginx) with the client connections it reset.
+     */
+    ingress: {
+      ...evidence.report,
+      reloads: evidence.reloads.map((reload, i) => ({
+        change: reload.change,
+        atMs: round(reload.at - t0),
+        tookMs: reload.tookMs,
+        resets: reloadResets.filter((r) => reloadOf(r) === i).length
+      }))
+    },
+    /** Its log lines of abnormal requests (HAProxy) or at warn and above (nginx), as written. */
+    proxyLog: evidence.log.slice(0, LISTED_FAILURES).map(({ at, line }) => `+${round(at - t0)}ms ${line}`),
     ...(dir === undefined ? {} : { dir })
   }
 }
 
-/**
- * One line of HAProxy's httplog, e.g.
- * `127.0.0.1:54856 [22/Nov/2026:01:00:23.226] fe be/srv1 0/0/0/4/4 503 265 - - ---- 8/8/7/0/0 0/0 "GET /orders/1 HTTP/1.1"`:
- * client port, backend/server, timers (TR/Tw/Tc/Tr/Ta), status, termination state (`SC--`: the server
- * refused the connection, `SH--`: it closed before sending headers, ...).
- */
-function parseRequestLog ({ at, line }) {
-  const match = /^\S+:(\d+) \[[^\]]+\] \S+ (\S+)\/(\S+) (\S+) (-?\d+) \S+ \S+ \S+ (\S{4}) /.exec(line)
-  if (match === null) return null
-  const [, clientPort, , slot, timers, status, termination] = match
-  return { at, clientPort: Number(clientPort), server: `${match[2]}/${slot}`, slot, timers, status: Number(status), termination }
-}
-
-function failureKind (record) {
+function failureKind (record, ingress) {
   if (record.error !== null) return `error ${record.error}`
-  if (record.body?.startsWith('<html>')) return `${record.status} haproxy`
+  if (record.body?.startsWith('<html>')) return `${record.status} ${ingress}`
   try {
     // The app's own error body: its code when it has one (the plugin's, under-pressure's), else Fastify's.
     const { code } = JSON.parse(record.body)
@@ -290,23 +327,19 @@ function failureKind (record) {
   }
 }
 
-function countBy (items, key) {
-  const counts = {}
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1
-  return counts
-}
-
 const round1 = (ms) => Math.round(ms * 10) / 10
 
 /** The comparison table: one row per scenario result. */
 export function formatTable (results) {
-  const rows = [['scenario', 'requests', 'non-2xx', 'conn errors', 'p99 ms', 'SIGTERM→exit ms (exit code; K = SIGKILLed)']]
+  const rows = [['scenario', 'ingress', 'requests', 'non-2xx', 'conn errors', 'reload resets', 'p99 ms', 'SIGTERM→exit ms (exit code; K = SIGKILLed)']]
   for (const r of results) {
     rows.push([
       r.scenario,
+      r.options.ingress,
       String(r.requests),
       String(r.non2xx),
       String(r.connectionErrors),
+      String(r.reloadResets),
       String(r.latencyMs.p99),
       r.replicas.map((x) => `${x.sigtermToExitMs}(${x.killed ? 'K' : x.exitCode ?? x.exitSignal})`).join(' ')
     ])
