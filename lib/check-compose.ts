@@ -77,7 +77,7 @@ export async function checkCompose (context: CheckContext, document: YamlDocumen
 
     const grace = service.stop_grace_period
     const graceMs = grace === undefined ? DEFAULT_STOP_GRACE_MS : composeDurationMs(String(grace))
-    if (graceMs === null) throw new ERR_CHECK_INPUT(`${file}:${lineOf('stop_grace_period').line ?? 1}`, `stop_grace_period \`${String(grace)}\` is not a duration (16s, 1m30s)`)
+    if (graceMs === null) throw new ERR_CHECK_INPUT(`${file}:${lineOf('stop_grace_period').line}`, `stop_grace_period \`${String(grace)}\` is not a duration (16s, 1m30s)`)
     const deadline: Deadline = {
       ms: graceMs,
       setting: grace === undefined ? 'stop_grace_period (Docker\'s default)' : `stop_grace_period ${String(grace)}`,

@@ -47,7 +47,8 @@ export function parseDockerfile (text: string): Dockerfile {
       const next = lines[++i].trim()
       if (!next.startsWith('#')) instruction = `${instruction.slice(0, -1)} ${next}`
     }
-    const [, keyword = '', rest = ''] = /^(\S+)\s*(.*)$/s.exec(instruction) ?? []
+    const keyword = instruction.split(/\s/, 1)[0]
+    const rest = instruction.slice(keyword.length).trim()
     switch (keyword.toUpperCase()) {
       case 'FROM': stage = { from: line, env: {} }; break
       case 'ENV': stage.env = { ...stage.env, ...Object.fromEntries(envPairs(rest)) }; break

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { LineCounter, parseAllDocuments } from 'yaml'
+import { isMap, isScalar, LineCounter, parseAllDocuments } from 'yaml'
 import { ERR_CHECK_INPUT, ERR_CHECK_USAGE, messageOf } from './errors'
 
 /** How standard input is named in messages. */
@@ -26,12 +26,13 @@ const DOCKERFILE_NAME = /^(?:Dockerfile|Containerfile)(?:\..+)?$|\.(?:Dockerfile
 const SYSTEMD_TEXT = /^(?:\s*[#;][^\n]*\n)*\s*\[(?:Unit|Service|Install)\]/
 const DOCKERFILE_TEXT = /^(?:\s*#[^\n]*\n)*\s*(?:ARG\s[^\n]*\n\s*)*FROM\s/i
 
-function read<T> (file: string, reading: () => T): T {
+/** Reads a file, or fails with what keeps it from being read. */
+export function read<T> (file: string, reading: () => T): T {
   try {
     return reading()
   } catch (err) {
     const { code } = err as { code?: string }
-    throw new ERR_CHECK_INPUT(file, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : messageOf(err))
+    throw new ERR_CHECK_INPUT(file, code === 'ENOENT' ? 'no such file' : messageOf(err))
   }
 }
 
@@ -56,7 +57,11 @@ function yamlDocuments (file: string, text: string): YamlDocument[] {
       file,
       value,
       lineOf (at) {
-        const node = document.getIn(at, true) as { range?: [number, number, number] } | undefined
+        // A mapping's entry starts at its key: `api:`, not the first line of its value.
+        const parent = at.length === 0 ? undefined : document.getIn(at.slice(0, -1), true)
+        const node = isMap(parent)
+          ? parent.items.find(({ key }) => (isScalar(key) ? key.value : key) === at.at(-1))?.key as { range?: [number, number, number] } | undefined
+          : document.getIn(at, true) as { range?: [number, number, number] } | undefined
         return node?.range === undefined ? undefined : lineCounter.linePos(node.range[0]).line
       }
     })
@@ -64,7 +69,7 @@ function yamlDocuments (file: string, text: string): YamlDocument[] {
   return found
 }
 
-/** PM2 requires an ecosystem file; an ES module one is imported, as `require` cannot load it on Node 20. */
+/** PM2 requires an ecosystem file; an ES module one is imported where `require` cannot load it (before Node 20.19, or with top-level await). */
 async function loadModule (file: string): Promise<unknown> {
   const absolute = path.resolve(file)
   const imported = async (): Promise<unknown> => (await import(pathToFileURL(absolute).href)).default
@@ -72,10 +77,11 @@ async function loadModule (file: string): Promise<unknown> {
     if (/\.mjs$/i.test(file)) return await imported()
     try {
       const loaded = createRequire(absolute)(absolute)
-      // Node 22 and later require an ES module too, and give its namespace.
+      // Node 20.19 and later require an ES module too, and give its namespace.
       return loaded?.[Symbol.toStringTag] === 'Module' ? loaded.default : loaded
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw err
+      const { code } = err as { code?: string }
+      if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err
       return await imported()
     }
   } catch (err) {

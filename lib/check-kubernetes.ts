@@ -88,7 +88,7 @@ export function isKubeObject (value: unknown): boolean {
 /** The objects of a document: the object itself, or each item of a `List` (`kubectl get -o yaml`). */
 export function kubeObjects (document: YamlDocument): KubeObject[] {
   const objectAt = (value: Manifest, base: Path): KubeObject => ({
-    kind: value.kind ?? '',
+    kind: value.kind as string,
     name: value.metadata?.name ?? '(unnamed)',
     namespace: value.metadata?.namespace,
     value,

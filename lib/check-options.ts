@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions } from '../types'
+import { read } from './check-input'
 import { ERR_CHECK_INPUT, ERR_CHECK_USAGE, messageOf } from './errors'
 import { GRACE_PERIOD_ENV, resolveOptions } from './options'
 
@@ -30,8 +31,9 @@ function resolvedIn (input: unknown, env: Environment): OptionsIn {
   try {
     return { options: resolveOptions(input as FastifyShutdownOptions) }
   } catch (err) {
-    const { code } = err as { code?: string }
-    return { error: `${code ?? 'Error'}: ${messageOf(err)}`, code }
+    // Only the plugin's own coded errors come out of resolveOptions.
+    const { code } = err as { code: string }
+    return { error: `${code}: ${messageOf(err)}`, code }
   } finally {
     if (saved === undefined) delete process.env[GRACE_PERIOD_ENV]
     else process.env[GRACE_PERIOD_ENV] = saved
@@ -59,12 +61,7 @@ function pickExport (namespace: Record<string, unknown>, name: string | undefine
 async function exported (file: string, name: string | undefined): Promise<unknown> {
   const absolute = path.resolve(file)
   if (/\.json$/i.test(file)) {
-    let text: string
-    try {
-      text = readFileSync(absolute, 'utf8')
-    } catch (err) {
-      throw new ERR_CHECK_INPUT(file, messageOf(err))
-    }
+    const text = read(file, () => readFileSync(absolute, 'utf8'))
     try {
       return JSON.parse(text)
     } catch (err) {

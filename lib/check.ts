@@ -71,7 +71,7 @@ export async function check (request: CheckRequest): Promise<CheckResult> {
 
   const order = new Map(inputs.map(({ file }, index) => [file, index]))
   const byPlace = (a: { file: string, line?: number }, b: { file: string, line?: number }): number =>
-    (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || (a.line ?? 0) - (b.line ?? 0)
+    order.get(a.file)! - order.get(b.file)! || (a.line ?? 0) - (b.line ?? 0)
   const findings = [...record.findings].sort(byPlace)
   return {
     errors: findings.filter(({ level }) => level === 'error').length,
