@@ -1,5 +1,5 @@
 // PM2: `pm2 start example-app/ecosystem.config.cjs`, then `pm2 reload orders-api` to replace the workers one
-// by one without losing a request. test/runners/pm2.test.ts runs exactly this file, and test/manifests.test.ts
+// by one without losing a request. test/runners/pm2.test.ts runs exactly this file, and test/runner-configs.test.ts
 // checks that its timings agree with the plugin's configuration (example-app/config.mjs).
 module.exports = {
   apps: [{

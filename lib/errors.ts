@@ -60,6 +60,12 @@ export const ERR_TASK_CUT = createError<[name: string]>('FST_SHUTDOWN_TASK_CUT',
 
 export const ERR_TASK_TOO_LATE = createError<[name: string]>('FST_SHUTDOWN_TASK_TOO_LATE', 'Shutdown task `%s` was added after the shutdown had started')
 
+/** `fastify-shutdown check`: arguments it cannot act on, or an options file it cannot use (exit code 2). */
+export const ERR_CHECK_USAGE = createError<[problem: string]>('FST_SHUTDOWN_CHECK_USAGE', '%s')
+
+/** `fastify-shutdown check`: an input file it cannot read or parse, named with the line (exit code 2). */
+export const ERR_CHECK_INPUT = createError<[where: string, problem: string]>('FST_SHUTDOWN_CHECK_INPUT', '%s: %s')
+
 /** An error's message for the report, whatever was thrown. */
 export function messageOf (err: unknown): string {
   return err instanceof Error ? err.message : String(err)

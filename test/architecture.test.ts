@@ -1,5 +1,6 @@
 // The import graph of lib/, as docs/how-it-works.md ("The parts") describes it: no cycle, and the request
-// hot path (the drain hook and everything it imports) never reaching the process-level parts.
+// hot path (the drain hook and everything it imports) never reaching the process-level parts, and the plugin
+// (lib/index.ts and everything it imports) never reaching the `fastify-shutdown check` command or its YAML parser.
 import { test } from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -14,6 +15,18 @@ const HOT_PATH_ROOT = 'drain-hook'
 
 /** The parts that act on the whole process: its signals and fatal errors, its exit, the app's telemetry SDK. */
 const PROCESS_LEVEL = ['process-signals', 'process-exit', 'sdk-shutdown', 'foreign-signal-listeners', 'log-flush', 'pm2']
+
+/** The `fastify-shutdown check` command: its entry and its parts, which the plugin never loads. */
+const isCommandPart = (name: string): boolean => name === 'cli' || name === 'check' || name.startsWith('check-')
+
+/** Packages only the command loads: the plugin's own `require` cost and dependencies stay as they are without them. */
+const COMMAND_ONLY_PACKAGES = ['yaml']
+
+/** The packages a lib/ module imports (`yaml`, `node:net`), type-only imports included. */
+function packagesOf (module: string): string[] {
+  const { importedFiles } = ts.preProcessFile(readFileSync(path.join(LIB, `${module}.ts`), 'utf8'), true, true)
+  return importedFiles.map(({ fileName }) => fileName).filter((name) => !name.startsWith('.'))
+}
 
 /** Every lib/ module, named without its extension, with the lib/ modules it imports, type-only imports included. */
 function libGraph (): Graph {
@@ -89,6 +102,16 @@ test('the request hot path imports nothing process-level', async (t) => {
   const reached = reachedFrom(graph, HOT_PATH_ROOT)
   const processLevel = PROCESS_LEVEL.filter((name) => reached.has(name)).map((name) => reached.get(name))
   t.same(processLevel, [], 'chains from the drain hook to a process-level module')
+})
+
+test('the plugin reaches neither the check command nor the packages only the command needs', async (t) => {
+  const graph = libGraph()
+  const reached = reachedFrom(graph, 'index')
+  t.ok([...graph.keys()].some(isCommandPart), 'the command\'s parts are lib/ modules')
+  t.ok(packagesOf('check-input').includes('yaml'), 'the command imports yaml')
+  t.same([...reached.keys()].filter(isCommandPart).map((name) => reached.get(name)), [], 'chains from index to the command')
+  const loading = [...reached.keys()].filter((name) => packagesOf(name).some((pkg) => COMMAND_ONLY_PACKAGES.includes(pkg)))
+  t.same(loading.map((name) => reached.get(name)), [], 'chains from index to a module that imports a package only the command needs')
 })
 
 /** The rows of the first table after `heading` in a markdown file, as arrays of cells. */

@@ -1,9 +1,10 @@
 // What the docs say against what the code does, where a table can be read: option names and defaults (README,
 // the declarations' JSDoc, lib/options.ts), error codes (docs/errors.md, lib/), forcedBy values
-// (docs/report.md, the declarations).
+// (docs/report.md, the declarations), the check command's rules (docs/check.md, lib/check-rules.ts).
 import { test } from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import { CHECK_RULES } from '../lib/check-rules'
 import { resolveOptions } from '../lib/options'
 
 const root = path.join(__dirname, '..')
@@ -75,4 +76,9 @@ test('docs/report.md names every forcedBy the declarations allow', async (t) => 
   const values = [...union.matchAll(/'([a-z-]+)'/g)].map(([, value]) => value)
   const sentence = /`forcedBy` is ([^.]+)\./.exec(read('docs/report.md'))![1]
   t.same([...sentence.matchAll(/`([a-z-]+)`/g)].map(([, value]) => value).sort(), values.sort())
+})
+
+test('docs/check.md lists every rule of fastify-shutdown check, with its level, and only those', async (t) => {
+  const rows = table(read('docs/check.md'), '## Rules').map(([id, level]) => [unquote(id), level])
+  t.same(rows.sort(), Object.entries(CHECK_RULES).sort())
 })
