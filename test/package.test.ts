@@ -144,3 +144,12 @@ function headingAnchors (markdown: string): string[] {
   return [...markdown.matchAll(/^#+ (.+)$/gm)].map((match) =>
     match[1].trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-'))
 }
+
+t.test('the package\'s command runs from the tarball: `fastify-shutdown check` passes the example app\'s files', async (t) => {
+  const example = (file: string): string => join(ROOT, 'example-app', file)
+  const report = JSON.parse(await project.run('fastify-shutdown', [
+    'check', '--json', '--options', example('config.mjs'),
+    example('k8s'), example('compose.yaml'), example('fastify-shutdown-example.service'), example('ecosystem.config.cjs')
+  ])) as { findings: unknown[] }
+  t.same(report.findings, [], 'no finding, exit 0')
+})

@@ -34,6 +34,7 @@ export interface Manifest {
   bugs?: { url: string }
   homepage?: string
   engines?: Record<string, string>
+  bin?: Record<string, string>
   dependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
   peerDependenciesMeta?: Record<string, { optional?: boolean }>
@@ -148,7 +149,7 @@ export class ConsumerProject {
     const dependencies: Record<string, string> = { 'fastify-shutdown': tarball }
     for (const name of CONSUMER_DEPENDENCIES) dependencies[name] = picked[`node_modules/${name}`].version!
     const project = { name: 'consumer', version: '1.0.0', private: true, dependencies }
-    const { name, version, license, dependencies: needs, peerDependencies, peerDependenciesMeta, engines } = manifest
+    const { name, version, license, bin, dependencies: needs, peerDependencies, peerDependenciesMeta, engines } = manifest
     await writeFile(path.join(dir, 'package.json'), JSON.stringify(project, null, 2))
     await writeFile(path.join(dir, 'package-lock.json'), JSON.stringify({
       ...project,
@@ -156,7 +157,8 @@ export class ConsumerProject {
       requires: true,
       packages: {
         '': { name: project.name, version: project.version, dependencies },
-        [`node_modules/${name}`]: { version, resolved: tarball, integrity: packed.integrity, license, dependencies: needs, peerDependencies, peerDependenciesMeta, engines },
+        // npm ci links a package's commands from its lockfile entry.
+        [`node_modules/${name}`]: { version, resolved: tarball, integrity: packed.integrity, license, bin, dependencies: needs, peerDependencies, peerDependenciesMeta, engines },
         ...picked
       }
     }, null, 2))
