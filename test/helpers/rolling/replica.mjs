@@ -128,7 +128,24 @@ export async function startReplica ({ app, dir, env = {}, script = APPS[app] }) 
   return replica
 }
 
-function seed (port) {
+/** Seeding gives up after this many 503s from under-pressure. */
+const SEED_ATTEMPTS = 10
+
+/**
+ * A replica just started on a loaded machine can still be compiling its code: under-pressure then answers 503
+ * (its 1 s event-loop limit), and the seed is sent again after its Retry-After, at most a second: the delay
+ * under-pressure measured is over by then.
+ */
+async function seed (port) {
+  for (let attempt = 1; ; attempt++) {
+    const { status, retryAfter } = await postSeed(port)
+    if (status === 201) return
+    if (status !== 503 || attempt === SEED_ATTEMPTS) throw new Error(`seeding port ${port} answered ${status} (attempt ${attempt})`)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter, 1) * 1000))
+  }
+}
+
+function postSeed (port) {
   return new Promise((resolve, reject) => {
     const body = JSON.stringify({ item: 'seed', quantity: 1 })
     const req = http.request({
@@ -140,7 +157,7 @@ function seed (port) {
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
     }, (res) => {
       res.resume()
-      res.on('end', () => res.statusCode === 201 ? resolve() : reject(new Error(`seeding port ${port} answered ${res.statusCode}`)))
+      res.on('end', () => resolve({ status: res.statusCode, retryAfter: Number(res.headers['retry-after'] ?? 1) }))
     })
     req.setTimeout(5_000, () => req.destroy(new Error(`seeding port ${port} timed out`)))
     req.on('error', reject)
