@@ -54,6 +54,13 @@ test('test/runtimes.mjs leaves out files and tests that exist', async (t) => {
       : sources.some((source) => source.includes(`'${title}'`) || source.includes(`}: ${title!.slice(title!.indexOf(': ') + 2)}\``))
     t.ok(found, `"${title}" is a test of a process test file`)
   }
+  // A process test whose children are not the fixtures of test/helpers/child.ts would run under Node on a
+  // runtime's line, passing for a runtime it never ran on.
+  for (const [file, source] of candidates.map((file, i) => [file, sources[i]] as const)) {
+    if (/\bstart(?:Fixture|OtelApp)\(/.test(source)) continue
+    const left = SKIPPED.filter((entry) => entry.file !== undefined && fileMatches(entry.file, file)).flatMap((entry) => entry.runtimes)
+    t.same([...new Set(left)].sort(), ['bun', 'deno'], `${file} starts no fixture app: left out on every runtime`)
+  }
   const pattern = new RegExp(testPattern(['fault matrix [slowloris]', 'a (b)']))
   t.ok(pattern.test('fault matrix [slowloris]: a slowloris connection that sent half its headers'), 'a fault matrix row by its id')
   t.ok(pattern.test('a (b)'), 'a whole title, its characters escaped')

@@ -33,6 +33,7 @@ export const SKIPPED = [
   { runtimes: ['bun', 'deno'], file: 'test/watchers.process.test.ts', reason: 'nodemon, tsx watch and node --watch are Node runners' },
   { runtimes: ['bun', 'deno'], file: 'test/fastify-cli.process.test.ts', reason: 'fastify-cli starts the app under Node' },
   { runtimes: ['bun', 'deno'], file: 'test/dual-stack.process.test.ts', reason: 'its wrapper runs Node in a mount namespace of its own' },
+  { runtimes: ['bun', 'deno'], file: 'test/check.process.test.ts', reason: 'the check command runs under Node: no app of it runs under the runtime' },
   {
     runtimes: ['bun'],
     file: 'test/otel/*',
