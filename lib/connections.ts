@@ -159,6 +159,19 @@ export class ConnectionTracker {
   }
 
   /**
+   * The responses the busy connections owe: each one's current response and the newest pipelined behind it
+   * (one between the two is out of sight).
+   */
+  * responsesOwed (): Generator<[Socket, ServerResponse]> {
+    for (const socket of this.busySockets()) {
+      const current = responseOwed(socket)!
+      yield [socket, current]
+      const last = lastResponseOwed(socket)
+      if (last !== current) yield [socket, last]
+    }
+  }
+
+  /**
    * Asks the last response each busy connection owes to carry `Connection: close`, so that it ends after it.
    * The last, not the current one: Node drops responses queued behind a `Connection: close` response, and
    * requests pipelined behind the current one have run their handlers already.

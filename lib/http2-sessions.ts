@@ -45,7 +45,8 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
     // One listener for every stream, which it gets as `this`: nothing is allocated per request for it.
     this.untrackStream = function untrackStream () {
       streams.delete(this)
-      if (responses === null || !this.writableFinished) return
+      // Bun marks a stream the force path cut as finished, and aborted; Node aborts only one not finished.
+      if (responses === null || !this.writableFinished || this.aborted) return
       const response = this[kNotedReply]?.raw as { [kRejected]?: true } | undefined
       if (response?.[kRejected] !== true) responses.streamCompleted()
     }

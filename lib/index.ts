@@ -19,6 +19,7 @@ import { DuplicateSignalWindow, signalHub, type SignalParticipant } from './proc
 import { RequestSignals } from './request-signals'
 import { ResponseWatcher } from './response-watcher'
 import { routesOutOfReach } from './routes-out-of-reach'
+import { RUNTIME, warnAboutRuntime } from './runtime'
 import { logThatNeverThrows } from './safe-log'
 import { ShutdownSequence } from './sequence'
 import { warnIfBudgetIsTight } from './shutdown-budget'
@@ -41,7 +42,12 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   const log = logThatNeverThrows(fastify.log.child({ plugin: 'fastify-shutdown' }), (err) => { sequence.logFailed(err) })
   const failed = (err: unknown, during: string): void => { sequence.internalError(err, during) }
   const servers = new Set<Server>()
-  const responses = new ResponseWatcher(servers, (socket, response) => { connections.responseFinished(socket, response) }, failed)
+  const responses = new ResponseWatcher(
+    servers,
+    (socket, response) => { connections.responseFinished(socket, response) },
+    failed,
+    RUNTIME.publishesResponseFinish ? null : { owed: () => connections.responsesOwed() }
+  )
   const http2 = http2Sessions(fastify, log, responses)
   const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, http2)
   connections.addServer(fastify.server)
@@ -143,6 +149,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     })
   }
   warnIfBudgetIsTight(log, options)
+  warnAboutRuntime(log, RUNTIME, http2 !== null)
   warnIfPreStopGuardedByAddressAlone(log, options)
   fastify.addHook('onListen', (hookDone) => {
     connections.addSecondaryServers(fastify, log)

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify'
  * | `socket.parser`: present while a connection speaks HTTP/1 | Node 20, 22, 24, 26 | as above |
  * | `response._last`: Node ends the connection after this response | Node 20, 22, 24, 26 | the response's own `Connection` header |
  * | `http.Server#close()` is `closeIdleConnections()` then `net.Server#close()`, so the latter alone stops the listener and reaps nothing | Node 20, 22, 24, 26 | a server that is no `net.Server` (another runtime's) is closed with its own `close()` |
+ * | Bun's native server under `Symbol(::bunternal::)`, through whose `closeIdleConnections()` Bun's `http.Server#close()` reaps (Bun's server is no `net.Server`) | Bun 1.4 | Bun's `close()` closes idle connections at once, and the drain the rest |
  * | Fastify's `Symbol(fastify.serverBindings)`: the servers of the other addresses of a host name | Fastify 5 | a warning at listen that names the addresses left undrained |
  */
 
@@ -74,8 +75,36 @@ export function requestOf (response: ServerResponse): IncomingMessage | undefine
  * `closeIdleConnections()`, Node's or the app's, still runs when Fastify closes the server, once they are gone.
  */
 export function stopListening (server: Server, closed: () => void): void {
-  if (server instanceof NetServer) NetServer.prototype.close.call(server, () => { closed() })
-  else (server as { close (callback: () => void): unknown }).close(closed)
+  if (server instanceof NetServer) {
+    NetServer.prototype.close.call(server, () => { closed() })
+    return
+  }
+  // Bun's server is no net.Server, and its close() reaps through the native server it runs on: not this time.
+  const native = bunNativeServer(server)
+  const own = native === null ? undefined : Object.getOwnPropertyDescriptor(native, 'closeIdleConnections')
+  if (native !== null) native.closeIdleConnections = () => {}
+  try {
+    (server as { close (callback: () => void): unknown }).close(closed)
+  } finally {
+    if (own !== undefined) Object.defineProperty(native, 'closeIdleConnections', own)
+    else if (native !== null) delete (native as Partial<NativeServer>).closeIdleConnections
+  }
+}
+
+/** Bun's native server, behind its `node:http` one. */
+interface NativeServer {
+  closeIdleConnections: () => unknown
+}
+
+/**
+ * The native server Bun's `node:http` server runs on, made at listen and kept under a private symbol; null
+ * where there is none (Node, Deno), or it is gone.
+ */
+export function bunNativeServer (server: Server): NativeServer | null {
+  const symbol = Object.getOwnPropertySymbols(server).find((key) => key.description === '::bunternal::')
+  const native: unknown = symbol === undefined ? undefined : (server as unknown as Record<symbol, unknown>)[symbol]
+  if (typeof native !== 'object' || native === null || typeof (native as NativeServer).closeIdleConnections !== 'function') return null
+  return native as NativeServer
 }
 
 /**

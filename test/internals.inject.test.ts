@@ -6,7 +6,7 @@ import dns from 'node:dns'
 import http from 'node:http'
 import net from 'node:net'
 import Fastify from 'fastify'
-import { closesConnection, connectionState, secondaryServers, stopListening } from '../lib/internals'
+import { bunNativeServer, closesConnection, connectionState, secondaryServers, stopListening } from '../lib/internals'
 import { bounded } from './helpers/wait'
 
 /** One request on a keep-alive connection; the handler's view of its socket and response, then the idle socket. */
@@ -148,4 +148,26 @@ test('fallbacks: a connection whose internals are gone is never closed as idle; 
   t.same(secondaryServers(Fastify()), [], 'an instance that has not listened has none')
   const hidden = Object.create(null)
   t.equal(secondaryServers(hidden), null, 'no such symbol: null, and the plugin warns at listen')
+})
+
+test('a server that is no net.Server, with a native one behind it as Bun has: stopListening() closes it without the native reaping', async (t) => {
+  t.equal(bunNativeServer(http.createServer()), null, 'Node has none (test/internals.process.test.ts checks Bun\'s under Bun)')
+  let reaped = 0
+  class Native { closeIdleConnections (): void { reaped++ } }
+  const native = new Native()
+  const bunLike = {
+    [Symbol('::bunternal::')]: native,
+    close (callback: () => void): void {
+      native.closeIdleConnections()
+      callback()
+    }
+  } as unknown as http.Server
+  t.equal(bunNativeServer(bunLike), native)
+  let closed = false
+  stopListening(bunLike, () => { closed = true })
+  t.ok(closed, 'closed through its own close()')
+  t.equal(reaped, 0, 'which reaped nothing')
+  native.closeIdleConnections()
+  t.equal(reaped, 1, 'and the native method is back')
+  t.equal(bunNativeServer({ [Symbol('::bunternal::')]: {} } as unknown as http.Server), null, 'a native server without the method: none')
 })

