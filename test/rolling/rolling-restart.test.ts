@@ -5,6 +5,7 @@
 // The machinery is in test/helpers/rolling/ (plain ESM, shared with bench/rolling-restart.mjs).
 import { test, type Test } from 'tap'
 import type { RunOptions, ScenarioResult } from '../helpers/rolling/index.mjs'
+import { assertDrainedByItself } from '../helpers/rolling/assertions'
 
 // The only way to load ESM from this CommonJS test; the import is kept as import() under NodeNext.
 const harness = import('../helpers/rolling/index.mjs')
@@ -33,12 +34,7 @@ test('rolling restart behind HAProxy under keep-alive load', async (t) => {
     t.equal(result.replicas.length, restarts)
     for (const replica of result.replicas) {
       const what = `${replica.name} (lag ${replica.lagMs} ms)`
-      t.equal(replica.killed, false, `${what} was not SIGKILLed`)
-      t.equal(replica.exitCode, 0, `${what} exited 0 by itself`, { stderr: replica.stderr })
-      t.ok(replica.sigtermToExitMs < gracePeriodMs, `${what} exited ${replica.sigtermToExitMs} ms after SIGTERM, within the grace period`)
-      t.match(replica.report, { msg: 'shutdown complete', outcome: 'completed', exitCode: 0, openRequests: [] }, `${what} logged its report`)
-      t.ok(replica.listenerClosedAfterMs !== null && replica.listenerClosedAfterMs >= preStopDelayMs,
-        `${what} kept its listener open for the pre-stop delay (closed after ${replica.listenerClosedAfterMs} ms)`)
+      assertDrainedByItself(t, replica, what, { gracePeriodMs, preStopDelayMs })
       t.comment(`${replica.name}: out of rotation ${replica.removedAfterMs} ms after SIGTERM, listener closed at ${replica.listenerClosedAfterMs} ms ` +
         `with ${replica.inFlightAtListenerClose} in flight, exit at ${replica.sigtermToExitMs} ms; ` +
         `${replica.report?.completedRequests} served after SIGTERM, ${replica.report?.rejectedRequests} rejected`)
