@@ -13,7 +13,7 @@ test('the GitHub workflow runs what .ci/run runs, on Node 20, 22, 24 and 26', as
   t.match(runs[0], /apt-get install -y -qq haproxy nginx-light valgrind/, 'HAProxy, nginx and valgrind first, as .ci/run installs them')
 
   const script = readFileSync(join(root, '.ci', 'run'), 'utf8')
-  // test/lines.mjs runs the lint and npm test on the lines it is given: all of them in .ci/run, the job's in the workflow.
+  // test/lines.mjs runs the lint, npm test and npm run test:fastify on the lines it is given: all of them in .ci/run, the job's in the workflow.
   const commands = (lines: string[]): string[] => lines.flatMap((line) => line.split('&&')).map((command) => command.trim())
     .filter((command) => command.startsWith('npm ') || command.startsWith('node test/lines.mjs'))
     .map((command) => command.replace(/^node test\/lines\.mjs.*$/, 'node test/lines.mjs'))
