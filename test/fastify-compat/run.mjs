@@ -51,39 +51,42 @@ const documented = new Map(differences.tests.map((entry) => [keyOf(entry.file, e
 // A test that never ends (it waits for an event the plugin's behaviour never sends) leaves the event loop
 // empty, and node:test cancels every test of its file after it: its entry accounts for them.
 const cancelledBy = new Map(differences.tests.filter((entry) => entry.cancelsRest === true).map((entry) => [entry.file, entry]))
-function explain ({ key, file, after }) {
+
+/** The entry of differences.json that explains a difference, with the link to print; undefined if none does. */
+function explanationOf ({ key, file, after }) {
+  const entry = documented.get(key)
+  if (entry !== undefined) return entry.see
   const cause = cancelledBy.get(file)
-  if (!documented.has(key) && cause !== undefined && (after === 'cancelled' || after === 'absent')) {
-    documented.set(key, { ...cause, see: `cancelled after: ${cause.path.join(' › ')}` })
-  }
-  return documented.has(key)
+  if (cause !== undefined && (after === 'cancelled' || after === 'absent')) return `cancelled after: ${cause.path.join(' › ')}`
+  return undefined
 }
 
 let differing = compare(unwrapped, wrapped)
 // Only a difference nothing documents is confirmed by a second run of its file.
-const rerunFiles = [...new Set(differing.filter((difference) => !explain(difference)).map(({ file }) => file))]
+const rerunFiles = [...new Set(differing.filter((difference) => explanationOf(difference) === undefined).map(({ file }) => file))]
 if (rerunFiles.length > 0) {
   console.log(`# undocumented differences in ${rerunFiles.length} files: running those files again, both ways`)
   const [unwrappedAgain, wrappedAgain] = await Promise.all([runSuite(copies.unwrapped, rerunFiles), runSuite(copies.wrapped, rerunFiles)])
   const again = new Set(compare(unwrappedAgain, wrappedAgain).map(({ key }) => key))
-  const once = differing.filter(({ key }) => !documented.has(key) && !again.has(key))
+  const once = differing.filter((difference) => explanationOf(difference) === undefined && !again.has(difference.key))
   for (const { key } of once) console.log(`# differed once, not again (timing): ${key}`)
   differing = differing.filter((difference) => !once.includes(difference))
 }
-const undocumented = differing.filter(({ key }) => !documented.has(key))
+const undocumented = differing.filter((difference) => explanationOf(difference) === undefined)
 const seen = new Set(differing.map(({ key }) => key))
 
 console.log(`\n# Fastify ${fastifyVersion}'s suite on Node ${process.versions.node}: ${files.length} files in ${seconds} s ` +
   `(${excluded.size} excluded, see test/fastify-compat/differences.json)`)
-console.log(`# unwrapped: ${count(unwrapped, 'pass')} pass, ${count(unwrapped, 'fail') + count(unwrapped, 'cancelled')} fail, ${count(unwrapped, 'skip') + count(unwrapped, 'todo')} skip/todo`)
-console.log(`# wrapped:   ${count(wrapped, 'pass')} pass, ${count(wrapped, 'fail') + count(wrapped, 'cancelled')} fail, ${count(wrapped, 'skip') + count(wrapped, 'todo')} skip/todo`)
+console.log(`# unwrapped: ${summaryOf(unwrapped)}`)
+console.log(`# wrapped:   ${summaryOf(wrapped)}`)
 console.log(`# differing: ${differing.length}, documented: ${differing.length - undocumented.length}`)
-for (const { key, before, after } of differing) {
-  const entry = documented.get(key)
-  console.log(`# ${entry === undefined ? 'UNDOCUMENTED' : 'documented'}: ${key}: ${before} unwrapped, ${after} wrapped${entry === undefined ? '' : ` (${entry.see})`}`)
+for (const difference of differing) {
+  const see = explanationOf(difference)
+  const { key, before, after } = difference
+  console.log(`# ${see === undefined ? 'UNDOCUMENTED' : 'documented'}: ${key}: ${before} unwrapped, ${after} wrapped${see === undefined ? '' : ` (${see})`}`)
 }
 for (const [key, entry] of documented) {
-  if (!seen.has(key) && !entry.see.startsWith('cancelled after')) console.log(`# documented, not seen on this line: ${key} (${entry.see})`)
+  if (!seen.has(key)) console.log(`# documented, not seen on this line: ${key} (${entry.see})`)
 }
 const total = new Set([...unwrapped.keys(), ...wrapped.keys()]).size
 console.log(`${total - undocumented.length} passed, ${undocumented.length} failed`)
@@ -93,10 +96,10 @@ function keyOf (file, path) {
   return `${file} › ${path.join(' › ')}`
 }
 
-function count (verdicts, verdict) {
-  let n = 0
-  for (const value of verdicts.values()) if (value === verdict) n++
-  return n
+function summaryOf (verdicts) {
+  const counts = { pass: 0, fail: 0, cancelled: 0, skip: 0, todo: 0 }
+  for (const verdict of verdicts.values()) counts[verdict]++
+  return `${counts.pass} pass, ${counts.fail + counts.cancelled} fail, ${counts.skip + counts.todo} skip/todo`
 }
 
 function installDevDependencies () {
