@@ -193,6 +193,7 @@ export class ConnectionTracker {
    */
   closeIdleWithoutGrace (): void {
     this.graceful = false
+    this.closeIdleConnections()
   }
 
   /**
@@ -250,7 +251,7 @@ export class ConnectionTracker {
    * while `server.close()` stops the `headersTimeout` check that would have ended it. From here on, a
    * connection a response leaves idle is closed too.
    */
-  closeIdleConnections (): void {
+  private closeIdleConnections (): void {
     this.draining = true
     const now = Date.now()
     // A connection that cannot be read is closed once nothing else is left, like one with a request arriving.

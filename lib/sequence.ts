@@ -150,9 +150,8 @@ export class ShutdownSequence implements DrainGate, ProbedShutdown {
     }
     this.closedDirectly = true
     this.transition(STATE.CLOSING)
-    this.connections.closeIdleWithoutGrace()
     this.connections.closeAfterCurrentResponses()
-    this.connections.closeIdleConnections()
+    this.connections.closeIdleWithoutGrace()
     this.responses.begin()
     // WebSockets, HTTP/2 sessions and streams would otherwise hold fastify.close() for their own timeouts.
     this.tellParticipants('drainStarted')
