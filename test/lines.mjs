@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { basename, delimiter, dirname, join } from 'node:path'
-import { tally } from './helpers/tally.mjs'
+import { rerunFailedFiles, tally } from './helpers/tally.mjs'
 import { APP_PROCESS_TESTS, RUNTIMES, fileMatches, skippedOn, testPattern } from './runtimes.mjs'
 
 const NODE_LINES = ['20', '22', '24', '26']
@@ -76,6 +76,11 @@ function run (command, args, env) {
 }
 
 const totals = []
+
+/** What a run printed about its failures and flaky tests, repeated in the summary so CI's tail shows it. */
+function verdictsIn (output) {
+  return output.split('\n').filter((line) => /^# (failed|flaky|UNDOCUMENTED|differed once)/.test(line))
+}
 for (const line of lines.filter((line) => NODE_LINES.includes(line))) {
   const started = performance.now()
   let bin
@@ -83,16 +88,18 @@ for (const line of lines.filter((line) => NODE_LINES.includes(line))) {
     bin = nodeBinDir(line)
   } catch (err) {
     console.log(`\n# Node ${line}: ${err.message}`)
-    totals.push({ line: `Node ${line}`, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0 })
+    totals.push({ line: `Node ${line}`, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0, verdicts: [] })
     continue
   }
   const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` }
   const version = spawnSync(join(bin, 'node'), ['--version'], { encoding: 'utf8' }).stdout.trim()
   console.log(`\n# Node ${line} (${version}): npm run lint && npm test && npm run test:fastify`)
   const lint = await run('npm', ['run', 'lint'], env)
-  const total = { line: `Node ${line}`, version, passed: 0, failed: lint.code === 0 ? 0 : 1, skipped: 0, seconds: 0 }
+  const total = { line: `Node ${line}`, version, passed: 0, failed: lint.code === 0 ? 0 : 1, skipped: 0, seconds: 0, verdicts: [] }
+  if (lint.code !== 0) total.verdicts.push('# failed: npm run lint')
   for (const script of ['test', 'test:fastify']) {
     const suite = await run('npm', ['run', script], env)
+    total.verdicts.push(...verdictsIn(suite.output))
     const summary = [...suite.output.matchAll(/^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/gm)].at(-1)
     total.passed += Number(summary?.[1] ?? 0)
     total.failed += suite.code !== 0 || summary === undefined ? Math.max(Number(summary?.[2] ?? 0), 1) : Number(summary[2])
@@ -110,7 +117,7 @@ for (const runtime of lines.filter((line) => line in RUNTIMES)) {
     binary = runtimeBinary(runtime)
   } catch (err) {
     console.log(`\n# ${name}: ${err.message}`)
-    totals.push({ line: name, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0 })
+    totals.push({ line: name, version: 'not installed', passed: 0, failed: 1, skipped: 0, seconds: 0, verdicts: [] })
     continue
   }
   const version = /\d+\.\d+\.\d+/.exec(spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout)?.[0] ?? 'unknown version'
@@ -126,7 +133,12 @@ for (const runtime of lines.filter((line) => line in RUNTIMES)) {
   const suite = await run('npx', ['tap', ...grep, ...files], env)
   // eslint-disable-next-line no-control-regex
   const output = suite.output.replace(/\x1b\[[0-9;]*m/g, '')
-  const { passed, failed, skipped: skippedCount } = tally({ code: build.code, output: '' }, [{ code: suite.code, output }])
+  const first = tally({ code: build.code, output: '' }, [{ code: suite.code, output }])
+  const { passed, failed, skipped: skippedCount, verdicts } = await rerunFailedFiles(first, build.code === 0 ? 0 : 1, [{ code: suite.code, output }], async (again) => {
+    const rerun = await run('npx', ['tap', ...grep, '--jobs', '1', ...again], env)
+    // eslint-disable-next-line no-control-regex
+    return { code: rerun.code, output: rerun.output.replace(/\x1b\[[0-9;]*m/g, '') }
+  })
   // A name that matches no test would leave it to run: the list must name tests that exist, and they must skip.
   const filteredOut = output.split('\n').filter((line) => line.includes('# SKIP filter out'))
   const unmatched = skipped.tests.filter(({ test }) => !filteredOut.some((line) => line.includes(`- ${test}`)))
@@ -136,6 +148,7 @@ for (const runtime of lines.filter((line) => line in RUNTIMES)) {
     version,
     passed,
     failed: failed + unmatched.length,
+    verdicts: [...verdicts, ...unmatched.map(({ test }) => `# failed: the skip list names no test "${test}"`)],
     // A file left out counts as one skip, as a file that skips for a missing tool does in npm test.
     skipped: skippedCount + candidates.length - files.length,
     seconds: Math.round((performance.now() - started) / 1000)
@@ -143,8 +156,9 @@ for (const runtime of lines.filter((line) => line in RUNTIMES)) {
 }
 
 console.log('\n# Per line')
-for (const { line, version, passed, failed, skipped, seconds } of totals) {
+for (const { line, version, passed, failed, skipped, seconds, verdicts } of totals) {
   console.log(`# ${line} (${version}): ${passed} passed, ${failed} failed, ${skipped} skipped in ${seconds} s`)
+  for (const verdict of verdicts) console.log(`#   ${verdict.slice(2)}`)
 }
 const sum = (key) => totals.reduce((total, line) => total + line[key], 0)
 const skipped = sum('skipped')

@@ -1,6 +1,6 @@
 // `npm test`: the type tests, then the tap suite, then one plain `N passed, N failed, N skipped` line for CI.
 import { spawn } from 'node:child_process'
-import { tally } from './helpers/tally.mjs'
+import { rerunFailedFiles, tally } from './helpers/tally.mjs'
 
 function run (command, args) {
   return new Promise((resolve) => {
@@ -26,6 +26,7 @@ const suites = [
   await run('npx', ['tap', '--jobs', '1', ...alone])
 ]
 
-const { failed, line } = tally(types, suites)
-console.log(line)
-process.exitCode = failed === 0 ? 0 : 1
+const settled = await rerunFailedFiles(tally(types, suites), tally(types, []).failed, suites, (files) => run('npx', ['tap', '--jobs', '1', ...files]))
+for (const line of settled.verdicts) console.log(line)
+console.log(settled.line)
+process.exitCode = settled.failed === 0 ? 0 : 1
