@@ -255,7 +255,7 @@ async function slowRequest (ms) {
 /**
  * A slow client on a kept-alive connection: one full request before the SIGTERM, then the next one's headers
  * in two halves, the second only once the listener has closed. Node's server.close() spares the connection
- * (a request is under way on it) and the drain hook answers that request. An http.Agent never gets there: it
+ * (a request is under way on it) and the plugin's request gate answers that request. An http.Agent never gets there: it
  * sends a request in one write, and pre-stop's `Connection: close` and server.close() end its sockets first.
  */
 async function openSlowClient () {

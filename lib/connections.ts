@@ -1,23 +1,25 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
 import type { ConnectionsOutcome, OpenRequest, UnreadConnection } from '../types'
 import { closesConnection, connectionState, requestOf, responseOwed, secondaryServers, stopListening } from './internals'
 import type { RequestTelemetry } from './shutdown-telemetry'
-import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kPipelineTail } from './symbols'
+import type { RouteNames } from './route-names'
+import { kArrivedAt, kLastRequestAt, kNotedContext, kNotedReply, kNotedRequest, kPipelineTail } from './symbols'
 
-/** What the drain hook notes about a request on arrival: on its response with HTTP/1, its stream with HTTP/2. */
+/** What the plugin notes about a request: on its response with HTTP/1, its stream with HTTP/2. */
 export interface RequestNotes {
   [kNotedReply]?: FastifyReply
+  [kNotedRequest]?: { readonly method?: string, readonly url?: string }
   [kArrivedAt]?: number
   [kNotedContext]?: RequestTelemetry['context']
 }
 
-/** An HTTP/1 response, with what the drain hook noted about its request. */
+/** An HTTP/1 response, with what the plugin noted about its request. */
 export type NotedResponse = ServerResponse & RequestNotes
 
-/** A connection, with what the drain hook noted about it. */
+/** A connection, with what the request gate noted about it. */
 export interface NotedSocket extends Socket {
   /** When its last request arrived, in `Date.now()` milliseconds. */
   [kLastRequestAt]?: number
@@ -94,6 +96,7 @@ export class ConnectionTracker {
     private readonly idleCloseDelay: number,
     /** Called with what the tracker's own code throws inside a Node callback, which it never lets escape. */
     private readonly failed: (err: unknown, during: string) => void,
+    private readonly routes: Pick<RouteNames, 'of'>,
     private readonly streams: StreamRequests | null = null
   ) {}
 
@@ -231,7 +234,7 @@ export class ConnectionTracker {
     // The newest request names the route that holds the connection; with pipelining it is the last in line.
     for (const socket of this.busySockets()) {
       const last = lastResponseOwed(socket)
-      open.push(openRequestOf(last, socket[kLastRequestAt], now, requestOf(last)))
+      open.push(openRequestOf(last, socket[kLastRequestAt], now, this.routes, requestOf(last)))
     }
     return open
   }
@@ -408,21 +411,28 @@ export function lastResponseOwed (socket: NotedSocket): NotedResponse {
 }
 
 /**
- * A request still open, from what the drain hook noted about it and when it arrived; `raw` stands in when
- * nothing was noted, and its age is then unknown.
+ * A request still open, from what the plugin noted about it and when it arrived (its age is unknown without
+ * that). Its route is the one its Fastify request names, when noted, else the one its URL matches.
  */
-export function openRequestOf (notes: RequestNotes, arrivedAt: number | undefined, now: number, raw?: IncomingMessage): OpenRequest {
+export function openRequestOf (
+  notes: RequestNotes,
+  arrivedAt: number | undefined,
+  now: number,
+  routes: Pick<RouteNames, 'of'>,
+  raw: { readonly method?: string, readonly url?: string } | undefined = notes[kNotedRequest]
+): OpenRequest {
   const request = notes[kNotedReply]?.request
-  const message = request?.raw ?? raw
+  const method = raw?.method ?? request?.raw.method
+  const url = raw?.url ?? request?.raw.url
   return {
-    method: message?.method ?? '',
-    url: message?.url ?? '',
-    route: request?.routeOptions.url,
-    ageMs: request === undefined || arrivedAt === undefined ? -1 : now - arrivedAt
+    method: method ?? '',
+    url: url ?? '',
+    route: request?.routeOptions.url ?? routes.of(method, url),
+    ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
   }
 }
 
-/** Where the spans of a request still open can be found, from what the drain hook noted about it. */
+/** Where the spans of a request still open can be found, from what the plugin noted about it. */
 export function requestTelemetryOf (notes: RequestNotes): RequestTelemetry {
   return { context: notes[kNotedContext], request: notes[kNotedReply]?.request }
 }

@@ -28,13 +28,6 @@ export const ERR_ALREADY_REGISTERED = createError(
   500
 )
 
-export const ERR_ROUTES_OUT_OF_REACH = createError<[routes: string]>(
-  'FST_SHUTDOWN_ROUTES_OUT_OF_REACH',
-  'fastify-shutdown was registered in an encapsulated context, and its hooks cannot reach %s, registered ' +
-    'outside it: register it at the root, or in a plugin wrapped with fastify-plugin whose context holds every route',
-  500
-)
-
 export const ERR_PROBE_PORT_CONFLICT = createError<[port: number, appAddresses: string]>(
   'FST_SHUTDOWN_PROBE_PORT_CONFLICT',
   'Expected `probeServer.port` to be a port the app does not listen on, got `%d`, where the app listens (%s): ' +

@@ -5,10 +5,11 @@ import type { ResponseWatcher } from './response-watcher'
 import { openRequestOf, requestTelemetryOf, type RequestNotes, type StreamRequests } from './connections'
 import type { RequestTelemetry } from './shutdown-telemetry'
 import type { DrainParticipant, ReportPart } from './drain-participant'
-import { kArrivedAt, kNotedReply, kRejected } from './symbols'
+import type { RouteNames } from './route-names'
+import { kArrivedAt, kRejected } from './symbols'
 
-/** A stream with what the drain hook noted about its request. */
-type NotedStream = ServerHttp2Stream & RequestNotes
+/** A stream with what the plugin noted about its request, marked when the gate refused it. */
+type NotedStream = ServerHttp2Stream & RequestNotes & { [kRejected]?: true }
 
 export type Http2Outcome = {
   /** Sessions that ended while draining: after the GOAWAY, once their last stream was done. */
@@ -39,7 +40,8 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   constructor (
     private readonly server: Http2Server | Http2SecureServer,
     private readonly log: FastifyBaseLogger,
-    responses: Pick<ResponseWatcher, 'streamCompleted'> | null
+    responses: Pick<ResponseWatcher, 'streamCompleted'> | null,
+    private readonly routes: Pick<RouteNames, 'of'>
   ) {
     const streams = this.streams
     // One listener for every stream, which it gets as `this`: nothing is allocated per request for it.
@@ -47,8 +49,7 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
       streams.delete(this)
       // Bun marks a stream the force path cut as finished, and aborted; Node aborts only one not finished.
       if (responses === null || !this.writableFinished || this.aborted) return
-      const response = this[kNotedReply]?.raw as { [kRejected]?: true } | undefined
-      if (response?.[kRejected] !== true) responses.streamCompleted()
+      if (this[kRejected] !== true) responses.streamCompleted()
     }
   }
 
@@ -67,7 +68,7 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
   }
 
   openRequests (now: number): OpenRequest[] {
-    return [...this.streams].map((stream) => openRequestOf(stream, stream[kArrivedAt], now))
+    return [...this.streams].map((stream) => openRequestOf(stream, stream[kArrivedAt], now, this.routes))
   }
 
   openRequestTelemetry (): RequestTelemetry[] {
@@ -137,10 +138,11 @@ export class Http2Sessions implements DrainParticipant, StreamRequests {
 export function http2Sessions (
   fastify: FastifyInstance,
   log: FastifyBaseLogger,
-  responses: Pick<ResponseWatcher, 'streamCompleted'> | null
+  responses: Pick<ResponseWatcher, 'streamCompleted'> | null,
+  routes: Pick<RouteNames, 'of'>
 ): Http2Sessions | null {
   if (fastify.initialConfig.http2 !== true) return null
-  const sessions = new Http2Sessions(fastify.server as unknown as Http2Server | Http2SecureServer, log, responses)
+  const sessions = new Http2Sessions(fastify.server as unknown as Http2Server | Http2SecureServer, log, responses, routes)
   sessions.attach()
   fastify.addHook('onClose', (_instance, done) => {
     sessions.dispose()

@@ -3,28 +3,29 @@ import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyShutdownOptions, ResolvedShutdownOptions, ShutdownController, ShutdownReport, ShutdownTrigger } from '../types'
 import { ConnectionTracker } from './connections'
-import { createDrainHook } from './drain-hook'
 import type { DrainParticipant } from './drain-participant'
-import { ERR_ALREADY_REGISTERED, ERR_ROUTES_OUT_OF_REACH, messageOf } from './errors'
+import { ERR_ALREADY_REGISTERED, messageOf } from './errors'
 import { fastifyCliListeners, warnAboutFastifyCli } from './fastify-cli'
 import { warnAboutForeignListeners } from './foreign-signal-listeners'
 import { http2Sessions } from './http2-sessions'
 import { resolveOptions } from './options'
 import { onPm2ShutdownMessage, pm2Process, tellPm2Ready, warnIfPm2KillsFirst } from './pm2'
 import { warnIfPreStopGuardedByAddressAlone } from './probe-answers'
-import { addProbeRoutes } from './probe-routes'
+import { addProbeRoutes, isProbeRouteOptions } from './probe-routes'
 import { ProbeServer } from './probe-server'
 import { ProcessExit } from './process-exit'
 import { DuplicateSignalWindow, signalHub, type SignalParticipant } from './process-signals'
+import { HandlerNotes } from './handler-notes'
+import { RequestGate } from './request-gate'
 import { RequestSignals } from './request-signals'
 import { ResponseWatcher } from './response-watcher'
-import { routesOutOfReach } from './routes-out-of-reach'
+import { RouteNames } from './route-names'
 import { RUNTIME, warnAboutRuntime } from './runtime'
 import { logThatNeverThrows } from './safe-log'
 import { ShutdownSequence } from './sequence'
 import { warnIfBudgetIsTight } from './shutdown-budget'
 import { ShutdownTasks } from './shutdown-tasks'
-import { ShutdownTelemetry } from './shutdown-telemetry'
+import { RejectionTelemetry, ShutdownTelemetry } from './shutdown-telemetry'
 import { STATE } from './states'
 import { webSocketParticipant } from './websocket-drain'
 
@@ -48,8 +49,13 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     failed,
     RUNTIME.publishesResponseFinish ? null : { owed: () => connections.responsesOwed() }
   )
-  const http2 = http2Sessions(fastify, log, responses)
-  const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, http2)
+  const routes = new RouteNames(fastify)
+  const probePaths = new Set<string>()
+  fastify.addHook('onRoute', (route) => {
+    if (isProbeRouteOptions(route)) probePaths.add(route.url)
+  })
+  const http2 = http2Sessions(fastify, log, responses, routes)
+  const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, routes, http2)
   connections.addServer(fastify.server)
   const webSockets = webSocketParticipant(fastify, options.websocket, log)
   const ownTelemetry = options.telemetry.length > 0 ? ShutdownTelemetry.create() : null
@@ -123,8 +129,21 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   fastify.decorate('shutdown', controller)
   fastify.decorateRequest('shutdownSignal', { getter () { return requestSignals.shutdownSignal(this) } })
   fastify.decorateRequest('wrapUpSignal', { getter () { return requestSignals.wrapUpSignal(this) } })
-  const drainHook = createDrainHook(sequence, options.retryAfter, ownTelemetry && (() => ownTelemetry.activeContext()), http2 !== null)
-  fastify.addHook('onRequest', drainHook)
+  let rejections: RejectionTelemetry | null | undefined
+  const gate = new RequestGate(
+    sequence,
+    options.retryAfter,
+    probePaths,
+    log,
+    // Loaded with the first refusal: an app that never shuts down never loads it.
+    () => rejections === undefined ? (rejections = RejectionTelemetry.create()) : rejections,
+    ownTelemetry && (() => ownTelemetry.activeContext()),
+    fastify.initialConfig.disableRequestLogging !== true,
+    failed
+  )
+  gate.attach(fastify.server)
+  const handlerNotes = ownTelemetry === null ? null : new HandlerNotes(failed)
+  handlerNotes?.subscribe()
   if (probeServer === null) {
     try {
       addProbeRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
@@ -153,6 +172,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   warnIfPreStopGuardedByAddressAlone(log, options)
   fastify.addHook('onListen', (hookDone) => {
     connections.addSecondaryServers(fastify, log)
+    for (const server of servers) gate.attach(server)
     hookDone()
   })
   if (pm2 !== null) {
@@ -176,15 +196,7 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     })
   }
 
-  const registeredAtRoot = Object.getPrototypeOf(fastify) === Object.prototype
   fastify.addHook('onReady', (hookDone) => {
-    // Fastify gives each route its hooks only now, and a route outside this context may have been added
-    // after the plugin: only now is it known whether the drain hook reaches every route. At the root it does.
-    const outOfReach = registeredAtRoot ? [] : routesOutOfReach(fastify, drainHook.name)
-    if (outOfReach.length > 0) {
-      hookDone(new ERR_ROUTES_OUT_OF_REACH(outOfReach.join(', ')))
-      return
-    }
     sequence.markBooted()
     hookDone()
   })
@@ -199,6 +211,8 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
     const released = reporting === null ? Promise.resolve() : reporting.then(() => exits ? processExit.settled : undefined)
     void released.then(() => {
       connections.detach()
+      gate.detach()
+      handlerNotes?.unsubscribe()
       sequence.dispose()
       const running = sequence.finished
       if (options.handleSignals) {

@@ -1,12 +1,12 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, RouteOptions } from 'fastify'
 import type { ResolvedShutdownOptions, ShutdownReport } from '../types'
 import { ALIVE, preStopEndpoint, readinessAnswer, type ProbeAnswer, type ProbedShutdown } from './probe-answers'
 
-/** Route config flag: the drain hook lets these through, so a probe on an open socket still gets a true answer. */
+/** Route config flag: the request gate lets these through, so a probe on an open socket still gets a true answer. */
 export const PROBE_ROUTE = 'fastifyShutdownProbe'
 
-export function isProbeRoute (request: FastifyRequest): boolean {
-  return (request.routeOptions.config as unknown as Record<string, unknown>)[PROBE_ROUTE] === true
+export function isProbeRouteOptions (route: RouteOptions): boolean {
+  return (route.config as Record<string, unknown> | undefined)?.[PROBE_ROUTE] === true
 }
 
 function send (reply: FastifyReply, { statusCode, body }: ProbeAnswer): FastifyReply {

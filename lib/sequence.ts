@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedShutdownOptions, ShutdownReport, ShutdownTrigger, TelemetryOutcome } from '../types'
 import type { ResponseWatcher } from './response-watcher'
 import type { ConnectionTracker } from './connections'
-import type { DrainGate } from './drain-hook'
+import type { DrainGate } from './request-gate'
 import { Deadlines, type Timers } from './deadline'
 import { messageOf } from './errors'
 import type { ShutdownTelemetry } from './shutdown-telemetry'
@@ -51,7 +51,7 @@ export interface SequenceParts {
 export class ShutdownSequence implements DrainGate, ProbedShutdown {
   state: ShutdownState = STATE.SERVING
   /**
-   * True until a shutdown starts: what the drain hook reads on every request. Derived from the state by
+   * True until a shutdown starts: what the request gate reads on every request. Derived from the state by
    * `transition()` alone; a field rather than a getter, which costs about 200 instructions per request on Node 22.
    */
   serving = true

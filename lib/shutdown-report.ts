@@ -1,6 +1,6 @@
 import type { OpenRequest, ShutdownPhases, ShutdownReport, ShutdownTrigger, TaskOutcome, TelemetryOutcome } from '../types'
 import type { ConnectionTracker } from './connections'
-import type { DrainGate } from './drain-hook'
+import type { DrainGate } from './request-gate'
 import type { DrainParticipant, ReportPart } from './drain-participant'
 import type { ResponseWatcher } from './response-watcher'
 
@@ -13,7 +13,7 @@ export type DraftReport = Omit<ShutdownReport, 'telemetry' | 'connections' | 'un
 export interface ReportSources {
   readonly connections: Pick<ConnectionTracker, 'outcome' | 'unread'>
   readonly responses: Pick<ResponseWatcher, 'completed'>
-  /** Counts the requests the drain hook answered 503. */
+  /** Counts the requests the request gate answered 503. */
   readonly gate: Pick<DrainGate, 'rejectedRequests'>
   readonly participants: readonly DrainParticipant[]
   /** How many telemetry targets the app gave: none leaves `telemetry` out of the report. */

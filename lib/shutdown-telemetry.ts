@@ -1,10 +1,14 @@
 import type * as OtelApi from '@opentelemetry/api'
 import type * as OtelLogsApi from '@opentelemetry/api-logs'
+import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import type { ShutdownReport, ShutdownTrigger } from '../types'
 
 /** Set on the spans of requests that the force path cut off. */
 export const CUT_ATTRIBUTE = 'fastify_shutdown.cut'
+/** Set on the span of a request the gate answered 503 because the server was shutting down. */
+export const REFUSED_ATTRIBUTE = 'fastify_shutdown.refused'
+const REFUSED_REASON = 'the server is shutting down'
 
 /**
  * Where instrumentation-http keeps the request's SERVER span in the context (@opentelemetry/core's
@@ -18,6 +22,47 @@ function optional<T> (name: string): T | null {
     return require(name) as T
   } catch {
     return null
+  }
+}
+
+/**
+ * Makes a request the gate refused visible in its trace. Inside instrumentation-http's server span (the
+ * gate runs in the server's `request` event, which it wraps) that span gets the attributes and an event;
+ * without one, a server span of the plugin's own, in the trace the request's headers carry.
+ */
+export class RejectionTelemetry {
+  private readonly tracer: OtelApi.Tracer
+
+  private constructor (private readonly api: typeof OtelApi) {
+    this.tracer = api.trace.getTracer('fastify-shutdown')
+  }
+
+  /** Null when the OpenTelemetry API is not installed. */
+  static create (): RejectionTelemetry | null {
+    const api = optional<typeof OtelApi>('@opentelemetry/api')
+    return api === null ? null : new RejectionTelemetry(api)
+  }
+
+  refused (request: IncomingMessage, state: string): void {
+    const attributes = { [REFUSED_ATTRIBUTE]: true, 'fastify_shutdown.state': state, 'fastify_shutdown.reason': REFUSED_REASON }
+    const server = this.api.trace.getActiveSpan()
+    if (server?.isRecording() === true) {
+      server.setAttributes(attributes)
+      server.addEvent('fastify_shutdown.refused', attributes)
+      return
+    }
+    const parent = this.api.propagation.extract(this.api.context.active(), request.headers)
+    const span = this.tracer.startSpan('fastify-shutdown refused', {
+      kind: this.api.SpanKind.SERVER,
+      attributes: {
+        'http.request.method': request.method ?? '',
+        'url.path': (request.url ?? '').split('?')[0],
+        'http.response.status_code': 503,
+        ...attributes
+      }
+    }, parent)
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: `refused: ${REFUSED_REASON}` })
+    span.end()
   }
 }
 
@@ -57,7 +102,7 @@ export class ShutdownTelemetry {
     return api === null ? null : new ShutdownTelemetry(api, optional<typeof OtelLogsApi>('@opentelemetry/api-logs'))
   }
 
-  /** The active context, noted per request by the drain hook. */
+  /** The active context, noted per request by the request gate. */
   activeContext (): OtelApi.Context {
     return this.api.context.active()
   }

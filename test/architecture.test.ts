@@ -1,5 +1,5 @@
 // The import graph of lib/, as docs/how-it-works.md ("The parts") describes it: no cycle, and the request
-// hot path (the drain hook and everything it imports) never reaching the process-level parts, and the plugin
+// hot path (the request gate and everything it imports) never reaching the process-level parts, and the plugin
 // (lib/index.ts and everything it imports) never reaching the `fastify-shutdown check` command or its YAML parser.
 import { test } from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -10,8 +10,8 @@ type Graph = ReadonlyMap<string, readonly string[]>
 
 const LIB = path.join(__dirname, '..', 'lib')
 
-/** What runs on every request: the `onRequest` hook. */
-const HOT_PATH_ROOT = 'drain-hook'
+/** What runs on every request: the gate in front of Fastify's handler. */
+const HOT_PATH_ROOT = 'request-gate'
 
 /** The parts that act on the whole process: its signals and fatal errors, its exit, the app's telemetry SDK. */
 const PROCESS_LEVEL = ['process-signals', 'process-exit', 'sdk-shutdown', 'foreign-signal-listeners', 'log-flush', 'pm2']
@@ -86,7 +86,7 @@ test('the checks find what they look for', async (t) => {
 test('the graph is read from lib/', async (t) => {
   const graph = libGraph()
   t.ok(graph.get('index')!.includes('sequence'), 'index imports the sequence')
-  t.ok(graph.get('sequence')!.includes('drain-hook'), 'a type-only import counts')
+  t.ok(graph.get('sequence')!.includes('request-gate'), 'a type-only import counts')
   for (const [module, imports] of graph) {
     for (const name of imports) t.ok(graph.has(name), `${module} imports ./${name}, a lib/ module`)
   }
@@ -101,7 +101,7 @@ test('the request hot path imports nothing process-level', async (t) => {
   for (const name of PROCESS_LEVEL) t.ok(graph.has(name), `${name} is a lib/ module`)
   const reached = reachedFrom(graph, HOT_PATH_ROOT)
   const processLevel = PROCESS_LEVEL.filter((name) => reached.has(name)).map((name) => reached.get(name))
-  t.same(processLevel, [], 'chains from the drain hook to a process-level module')
+  t.same(processLevel, [], 'chains from the request gate to a process-level module')
 })
 
 test('the plugin reaches neither the check command nor the packages only the command needs', async (t) => {

@@ -17,14 +17,14 @@ test('without the diagnostics channel: responses owed when the shutdown begins, 
   const server = http.createServer((req, res) => {
     const url = req.url!
     if (url === '/after/rejected') (res as { [kRejected]?: true })[kRejected] = true
-    // What the drain hook notes: the newest response pipelined behind the one being written.
+    // What the request gate notes: the newest response pipelined behind the one being written.
     if ((req.socket as { _httpMessage?: unknown })._httpMessage !== res) (req.socket as NotedSocket)[kPipelineTail] = new WeakRef(res as NotedResponse)
     held.set(url, res)
     arrived.get(url)?.()
   })
   const servers = new Set<http.Server>()
   const failed = (err: unknown): void => { throw err }
-  const connections = new ConnectionTracker(servers, 0, failed)
+  const connections = new ConnectionTracker(servers, 0, failed, { of: () => undefined })
   connections.addServer(server)
   const finished: { socket: Socket, url: string }[] = []
   let fiveFinished!: () => void

@@ -86,7 +86,7 @@ function setup (opts: FastifyShutdownOptions = {}, participants: DrainParticipan
   const options = resolveOptions({ handleSignals: false, exit: false, ...TIMES, ...opts })
   const servers = new Set<Server>([createServer()])
   const failed = (err: unknown): void => { throw err }
-  const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed)
+  const connections = new ConnectionTracker(servers, options.idleCloseDelay, failed, { of: () => undefined })
   const responses = new ResponseWatcher(servers, () => {}, failed)
   const { stream, lines, line } = logCapture()
   const log = Fastify({ logger: { stream } }).log

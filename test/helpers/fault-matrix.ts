@@ -258,10 +258,10 @@ export const FAULT_MATRIX = {
   encapsulated: {
     area: 'misuse',
     condition: 'registering inside an encapsulated context while routes live outside it',
-    exit: '`ready()` and `listen()` reject',
-    within: 'at ready',
-    client: 'the server never starts',
-    report: 'FST_SHUTDOWN_ROUTES_OUT_OF_REACH, naming those routes'
+    exit: 'drains as from the root',
+    within: 'as from the root',
+    client: 'those routes get the 503 too: the gate stands in front of Fastify\'s router',
+    report: '`rejectedRequests` counts them'
   },
   'option-fuzz': {
     area: 'misuse',
