@@ -32,6 +32,11 @@ const VARIANTS = {
       }
     }
   },
+  // The plugin with `telemetry` configured (a target that flushes nothing): it also notes each request's
+  // context and, from Fastify's handler channel, its reply, for the force path to end its spans.
+  'shutdown-with-telemetry' (app) {
+    app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), { telemetry: { async shutdown () {} } })
+  },
   // As its README configures it: every check on, so each request runs them, with limits it never reaches (a
   // tripped check answers 503, a different path); maxEventLoopUtilization is left out, a benchmark keeps the
   // loop busy on purpose. Its clock-driven settings scale with the slowdown (see SLOWDOWN).
@@ -59,7 +64,8 @@ const VARIANTS = {
     }
     for (const event of ['SIGTERM', 'SIGINT', 'uncaughtException', 'unhandledRejection']) process.on(event, exit)
   },
-  // Not a plugin: the least an onRequest hook can do, one flag read.
+  // Not a plugin: the least an onRequest hook can do, one flag read (the plugin's drain hook was one until its
+  // request gate replaced it).
   'flag-hook' (app) {
     const gate = { serving: true }
     app.addHook('onRequest', (request, reply, done) => {
