@@ -33,9 +33,20 @@ const VARIANTS = {
     }
   },
   // The plugin with `telemetry` configured (a target that flushes nothing): it also notes each request's
-  // context and, from Fastify's handler channel, its reply, for the force path to end its spans.
+  // context, for the force path to end its spans.
   'shutdown-with-telemetry' (app) {
     app.register(require(process.env.SHUTDOWN_MODULE ?? '..'), { telemetry: { async shutdown () {} } })
+  },
+  // @fastify/otel as its README registers it, with no SDK (its spans record nothing): the reference for the next.
+  'fastify-otel' (app) {
+    const FastifyOtelInstrumentation = require('@fastify/otel')
+    app.register(new FastifyOtelInstrumentation().plugin())
+  },
+  // And the plugin with `telemetry`: with @fastify/otel it also notes each request's reply from Fastify's
+  // handler channel, the one way to that instrumentation's request span.
+  'fastify-otel-and-shutdown-with-telemetry' (app) {
+    VARIANTS['fastify-otel'](app)
+    VARIANTS['shutdown-with-telemetry'](app)
   },
   // As its README configures it: every check on, so each request runs them, with limits it never reaches (a
   // tripped check answers 503, a different path); maxEventLoopUtilization is left out, a benchmark keeps the

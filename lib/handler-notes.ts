@@ -10,9 +10,9 @@ const HANDLER_START = 'tracing:fastify.request.handler:start'
 /**
  * Notes each request's Fastify reply on its raw response (its stream with HTTP/2) as its handler starts, for
  * the force path to end the spans of requests still open: @fastify/otel keeps its request span where only
- * the Fastify request reaches it (`request.opentelemetry()`). Only when `telemetry` is configured: the
- * subscription costs every request Fastify's channel publish (docs/benchmarks.md), next to which an
- * instrumented request's own spans cost many times more.
+ * the Fastify request reaches it (`request.opentelemetry()`). Only with `telemetry` configured and
+ * @fastify/otel registered: the subscription costs every request Fastify's channel publish
+ * (docs/benchmarks.md), next to which @fastify/otel's own spans cost many times more.
  */
 export class HandlerNotes {
   private subscribed = false

@@ -143,7 +143,6 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   )
   gate.attach(fastify.server)
   const handlerNotes = ownTelemetry === null ? null : new HandlerNotes(failed)
-  handlerNotes?.subscribe()
   if (probeServer === null) {
     try {
       addProbeRoutes(fastify, options, sequence, () => startWith({ type: 'prestop-route' }))
@@ -197,6 +196,9 @@ const plugin: FastifyPluginCallback<FastifyShutdownOptions> = function fastifySh
   }
 
   fastify.addHook('onReady', (hookDone) => {
+    // Only @fastify/otel keeps a request's span where the Fastify request alone reaches it; once every plugin
+    // has loaded, its request decorator tells whether the app has it.
+    if (handlerNotes !== null && fastify.hasRequestDecorator('opentelemetry')) handlerNotes.subscribe()
     sequence.markBooted()
     hookDone()
   })
