@@ -39,7 +39,7 @@ const DRAINING_BODY = JSON.stringify({
 export class RequestGate {
   private readonly detachers = new Map<Server, () => void>()
   private readonly retryAfterHeader: string
-  private readonly noteContext: ((notes: RequestNotes) => void) | null
+  private readonly noteArrival: (request: IncomingMessage | Http2ServerRequest, response: AnyResponse) => void
 
   constructor (
     private readonly gate: DrainGate,
@@ -57,8 +57,14 @@ export class RequestGate {
     private readonly failed: (err: unknown, during: string) => void
   ) {
     this.retryAfterHeader = String(retryAfter)
-    // Decided once here, so an app without telemetry pays nothing for it on each request.
-    this.noteContext = activeContext === null ? null : (notes) => { notes[kNotedContext] = activeContext() }
+    // Decided once here, so an app without telemetry pays nothing for it on each request, and each variant is
+    // a function V8 sees one way only.
+    this.noteArrival = activeContext === null
+      ? noteArrival
+      : (request, response) => {
+          ((response as Http2ServerResponse).stream as RequestNotes | undefined ?? response as NotedResponse)[kNotedContext] = activeContext()
+          noteArrival(request, response)
+        }
   }
 
   /**
@@ -107,20 +113,6 @@ export class RequestGate {
    * the socket keeps a weak pointer to the newest. With HTTP/2 the notes go on the request's stream, with the
    * stream's own arrival time and its request (a stream keeps no headers of its own).
    */
-  private readonly noteArrival = (request: IncomingMessage | Http2ServerRequest, response: AnyResponse): void => {
-    const stream = (response as Http2ServerResponse).stream as (RequestNotes & object) | undefined
-    if (stream === undefined) {
-      const socket = request.socket as NotedSocket
-      socket[kLastRequestAt] = Date.now()
-      if (responseOwed(socket) !== response) socket[kPipelineTail] = new WeakRef(response as NotedResponse)
-      this.noteContext?.(response as NotedResponse)
-      return
-    }
-    stream[kArrivedAt] = Date.now()
-    stream[kNotedRequest] = request
-    this.noteContext?.(stream)
-  }
-
   private readonly whileShuttingDown = (server: Server, handler: RequestListener, request: IncomingMessage, response: ServerResponse): void => {
     let handled = false
     try {
@@ -182,6 +174,25 @@ export class RequestGate {
     }
     this.rejections()?.refused(request, state)
   }
+}
+
+/**
+ * With HTTP/1 the notes go on the response, and the socket keeps only when its last request arrived, which is
+ * also the age of the request a report names on it (its newest): the one clock read per request. A response
+ * queued behind one still owed (pipelining) is out of the socket's sight until its turn comes, so the socket
+ * keeps a weak pointer to the newest. With HTTP/2 the notes go on the request's stream, with the stream's own
+ * arrival time and its request (a stream keeps no headers of its own).
+ */
+function noteArrival (request: IncomingMessage | Http2ServerRequest, response: AnyResponse): void {
+  const stream = (response as Http2ServerResponse).stream as (RequestNotes & object) | undefined
+  if (stream === undefined) {
+    const socket = request.socket as NotedSocket
+    socket[kLastRequestAt] = Date.now()
+    if (responseOwed(socket) !== response) socket[kPipelineTail] = new WeakRef(response as NotedResponse)
+    return
+  }
+  stream[kArrivedAt] = Date.now()
+  stream[kNotedRequest] = request
 }
 
 /** Takes back a `Connection: close` not sent yet. */
