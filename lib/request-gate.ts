@@ -107,11 +107,8 @@ export class RequestGate {
   }
 
   /**
-   * With HTTP/1 the notes go on the response, and the socket keeps only when its last request arrived, which
-   * is also the age of the request a report names on it (its newest): the one clock read per request. A
-   * response queued behind one still owed (pipelining) is out of the socket's sight until its turn comes, so
-   * the socket keeps a weak pointer to the newest. With HTTP/2 the notes go on the request's stream, with the
-   * stream's own arrival time and its request (a stream keeps no headers of its own).
+   * Once a shutdown has started: the gate answers, or hands the request to Fastify. What its own code throws is
+   * reported, and the request still goes to Fastify unless an answer has begun.
    */
   private readonly whileShuttingDown = (server: Server, handler: RequestListener, request: IncomingMessage, response: ServerResponse): void => {
     let handled = false
