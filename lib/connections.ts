@@ -421,13 +421,10 @@ export function openRequestOf (
   routes: Pick<RouteNames, 'of'>,
   raw: { readonly method?: string, readonly url?: string } | undefined = notes[kNotedRequest]
 ): OpenRequest {
-  const request = notes[kNotedReply]?.request
-  const method = raw?.method ?? request?.raw.method
-  const url = raw?.url ?? request?.raw.url
   return {
-    method: method ?? '',
-    url: url ?? '',
-    route: request?.routeOptions.url ?? routes.of(method, url),
+    method: raw?.method ?? '',
+    url: raw?.url ?? '',
+    route: notes[kNotedReply]?.request.routeOptions.url ?? routes.of(raw?.method, raw?.url),
     ageMs: arrivedAt === undefined ? -1 : now - arrivedAt
   }
 }

@@ -127,12 +127,13 @@ export class RequestGate {
       this.noteArrival(request, response)
       return false
     }
-    if (this.probePaths.has(pathOf(request.url))) {
+    const path = pathOf(request.url)
+    if (this.probePaths.has(path)) {
       if (http1) response.setHeader('connection', 'close')
       this.noteArrival(request, response)
       return false
     }
-    this.refuse(request, response, http1)
+    this.refuse(request, response, path, http1)
     return true
   }
 
@@ -153,7 +154,7 @@ export class RequestGate {
     return true
   }
 
-  private refuse (request: IncomingMessage, response: ServerResponse, http1: boolean): void {
+  private refuse (request: IncomingMessage, response: ServerResponse, path: string, http1: boolean): void {
     const state = this.gate.state
     this.gate.rejectedRequests++
     ;(response as { [kRejected]?: true })[kRejected] = true
@@ -169,7 +170,7 @@ export class RequestGate {
     if (this.logRefusals) {
       this.log.info({ req: { method: request.method, url: request.url }, res: { statusCode: 503 }, state }, 'request refused: the server is shutting down')
     }
-    this.rejections()?.refused(request, state)
+    this.rejections()?.refused(request, path, state)
   }
 }
 

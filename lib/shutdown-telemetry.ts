@@ -43,7 +43,7 @@ export class RejectionTelemetry {
     return api === null ? null : new RejectionTelemetry(api)
   }
 
-  refused (request: IncomingMessage, state: string): void {
+  refused (request: IncomingMessage, path: string, state: string): void {
     const attributes = { [REFUSED_ATTRIBUTE]: true, 'fastify_shutdown.state': state, 'fastify_shutdown.reason': REFUSED_REASON }
     const server = this.api.trace.getActiveSpan()
     if (server?.isRecording() === true) {
@@ -56,7 +56,7 @@ export class RejectionTelemetry {
       kind: this.api.SpanKind.SERVER,
       attributes: {
         'http.request.method': request.method ?? '',
-        'url.path': (request.url ?? '').split('?')[0],
+        'url.path': path,
         'http.response.status_code': 503,
         ...attributes
       }

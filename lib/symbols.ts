@@ -2,7 +2,7 @@
  * What the plugin notes about a request, so a report can name a request that held the drain and the force
  * path can end its spans: on its response with HTTP/1, on its stream with HTTP/2. Both are the request's own:
  * once answered, nothing reachable holds them (Node drops a finished response from its socket), so neither
- * does the note. Its Fastify reply, noted as its handler starts, only when `telemetry` is configured.
+ * does the note. Its Fastify reply, noted as its handler starts, only with `telemetry` and @fastify/otel.
  */
 export const kNotedReply = Symbol('fastify-shutdown.notedReply')
 /** On an HTTP/2 stream: its request, which the stream does not keep. */
