@@ -71,7 +71,8 @@ function run (command, args, env) {
         process.stdout.write(chunk)
       })
     }
-    child.on('close', (code) => resolve({ code, output }))
+    // eslint-disable-next-line no-control-regex
+    child.on('close', (code) => resolve({ code, output: output.replace(/\x1b\[[0-9;]*m/g, '') }))
   })
 }
 
@@ -131,14 +132,10 @@ for (const runtime of lines.filter((line) => line in RUNTIMES)) {
   const grep = skipped.tests.length === 0 ? [] : [`--grep=${testPattern(skipped.tests.map((entry) => entry.test))}`, '--invert']
   const env = { ...process.env, FASTIFY_SHUTDOWN_RUNTIME: runtime, FASTIFY_SHUTDOWN_RUNTIME_PATH: binary }
   const suite = await run('npx', ['tap', ...grep, ...files], env)
-  // eslint-disable-next-line no-control-regex
-  const output = suite.output.replace(/\x1b\[[0-9;]*m/g, '')
-  const first = tally({ code: build.code, output: '' }, [{ code: suite.code, output }])
-  const { passed, failed, skipped: skippedCount, verdicts } = await rerunFailedFiles(first, build.code === 0 ? 0 : 1, [{ code: suite.code, output }], async (again) => {
-    const rerun = await run('npx', ['tap', ...grep, '--jobs', '1', ...again], env)
-    // eslint-disable-next-line no-control-regex
-    return { code: rerun.code, output: rerun.output.replace(/\x1b\[[0-9;]*m/g, '') }
-  })
+  const output = suite.output
+  const first = tally({ code: build.code, output: '' }, [suite])
+  const { passed, failed, skipped: skippedCount, verdicts } = await rerunFailedFiles(first, build.code === 0 ? 0 : 1, [suite],
+    (again) => run('npx', ['tap', ...grep, '--jobs', '1', ...again], env))
   // A name that matches no test would leave it to run: the list must name tests that exist, and they must skip.
   const filteredOut = output.split('\n').filter((line) => line.includes('# SKIP filter out'))
   const unmatched = skipped.tests.filter(({ test }) => !filteredOut.some((line) => line.includes(`- ${test}`)))
